@@ -1,0 +1,55 @@
+"""The canonical multi-behavior log that every loader returns and every later stage reads.
+
+A :class:`Log` holds one row per interaction, in a fixed behavior vocabulary, plus optional item and
+user feature tables. Ordering is by timestamp with ties broken by the original file order (``order``),
+because the public logs have day-level timestamps and the file order is the only order inside a day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.errors import BenchError
+
+BEHAVIORS: tuple[str, ...] = ("click", "fav", "cart", "buy")
+"""The fixed behavior vocabulary; a behavior's code is its index here."""
+BUY: int = BEHAVIORS.index("buy")
+"""The conversion behavior's code."""
+
+INTERACTION_COLUMNS: tuple[str, ...] = ("user", "item", "behavior", "timestamp", "order")
+
+
+@dataclass(frozen=True)
+class Log:
+    """A validated interaction log.
+
+    Attributes:
+        interactions: columns ``user`` and ``item`` (raw ids, int64 or string), ``behavior`` (int8 code
+            into :data:`BEHAVIORS`), ``timestamp`` (int64 unix seconds), ``order`` (int64 original row
+            position, the tie-breaker).
+        items: item features indexed by raw item id; integer-coded columns (category, brand, seller, …).
+        users: user features indexed by raw user id; integer-coded columns (gender, age, …).
+        source: where the log came from, for messages and provenance.
+    """
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    source: str
+
+    def __post_init__(self) -> None:
+        missing = [c for c in INTERACTION_COLUMNS if c not in self.interactions.columns]
+        if missing:
+            raise ValueError(f"Log.interactions lacks columns {missing}")  # a bug in a loader, not input
+        if len(self.interactions) == 0:
+            raise BenchError(f"{self.source}: the log has no interactions")
+
+    def sorted(self) -> pd.DataFrame:
+        """Interactions sorted by (user, timestamp, order): each user's history in time order."""
+        return self.interactions.sort_values(["user", "timestamp", "order"], kind="stable", ignore_index=True)
+
+    def with_interactions(self, interactions: pd.DataFrame) -> Log:
+        """The same log with a filtered interaction table (feature tables are kept as they are)."""
+        return Log(interactions.reset_index(drop=True), self.items, self.users, self.source)

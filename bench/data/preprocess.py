@@ -1,0 +1,82 @@
+"""Preprocessing: pure functions Log → Log, applied in a fixed order by :func:`preprocess`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.data.log import BUY, Log
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What is done to a log before it is split. Part of the split's cache key."""
+
+    dedup: bool = True
+    """Drop exact repeats of (user, item, behavior, timestamp), keeping the first in file order."""
+    item_min_count: int = 1
+    """Item k-core: drop items with fewer interactions than this (1 keeps every item)."""
+    max_users: int | None = None
+    """Keep at most this many users (seeded sample; users with a conversion are kept first)."""
+    target_buy_share: float | None = None
+    """Add users without any conversion until conversions are this share of rows (paper: ~0.0095)."""
+    sample_seed: int = 0
+
+
+def dedup(log: Log) -> Log:
+    keep = ~log.interactions.duplicated(["user", "item", "behavior", "timestamp"], keep="first")
+    return log.with_interactions(log.interactions[keep])
+
+
+def item_kcore(log: Log, k: int) -> Log:
+    """Keep items with at least ``k`` interactions. Removing an item never changes another item's count,
+    so one pass reaches the fixed point of the item-side k-core."""
+    if k <= 1:
+        return log
+    counts = log.interactions["item"].value_counts()
+    keep = log.interactions["item"].isin(counts.index[counts >= k])
+    return log.with_interactions(log.interactions[keep])
+
+
+def sample_users(log: Log, max_users: int | None, target_buy_share: float | None, seed: int) -> Log:
+    """Seeded user sampling.
+
+    Users with at least one conversion come first (in a seeded random order), then users without; with
+    ``target_buy_share`` the converting users are all kept and non-converting users are added until the
+    conversion share falls to the target (it cannot rise above the share among converting users alone).
+    """
+    frame = log.interactions
+    if max_users is None and target_buy_share is None:
+        return log
+    rng = np.random.default_rng(seed)
+    per_user = frame.groupby("user", sort=True)["behavior"].agg(rows="size", buys=lambda b: int((b == BUY).sum()))
+    buyers = per_user.index[per_user["buys"] > 0].to_numpy()
+    others = per_user.index[per_user["buys"] == 0].to_numpy()
+    buyers, others = buyers[rng.permutation(len(buyers))], others[rng.permutation(len(others))]
+    if target_buy_share is None:
+        chosen = np.concatenate([buyers, others])
+    else:
+        rows = per_user.loc[buyers, "rows"].sum()
+        buys = per_user.loc[buyers, "buys"].sum()
+        extra_rows = np.cumsum(per_user.loc[others, "rows"].to_numpy())
+        # Smallest prefix of non-buyers whose rows bring buys/rows down to the target.
+        needed = int(np.searchsorted(-(buys / (rows + extra_rows)), -target_buy_share)) + 1
+        chosen = np.concatenate([buyers, others[: min(needed, len(others))]])
+    if max_users is not None:
+        chosen = chosen[:max_users]
+    return log.with_interactions(frame[frame["user"].isin(chosen)])
+
+
+def preprocess(log: Log, cfg: PreprocessConfig) -> Log:
+    """Apply the configured steps in order: dedup → item k-core → user sampling."""
+    if cfg.dedup:
+        log = dedup(log)
+    log = item_kcore(log, cfg.item_min_count)
+    log = sample_users(log, cfg.max_users, cfg.target_buy_share, cfg.sample_seed)
+    return log
+
+
+def buy_share(interactions: pd.DataFrame) -> float:
+    return float((interactions["behavior"] == BUY).mean()) if len(interactions) else 0.0

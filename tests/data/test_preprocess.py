@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from bench.data.preprocess import PreprocessConfig, buy_share, dedup, item_kcore, preprocess, sample_users
+from tests.conftest import make_log
+
+
+def test_dedup_keeps_first_of_exact_repeats() -> None:
+    log = make_log([("u", "a", "fav", 1), ("u", "a", "fav", 1), ("u", "a", "fav", 2), ("u", "a", "click", 1)])
+    assert list(dedup(log).interactions["order"]) == [0, 2, 3]
+
+
+def test_item_kcore() -> None:
+    log = make_log([("u", "a", "click", 1), ("v", "a", "click", 1), ("u", "b", "click", 2)])
+    assert set(item_kcore(log, 2).interactions["item"]) == {"a"}
+    assert len(item_kcore(log, 1).interactions) == 3
+
+
+def test_user_sampling_reaches_target_buy_share() -> None:
+    rows = [("b1", "x", "click", 1), ("b1", "x", "buy", 2)]  # 50% buys
+    rows += [(f"n{k}", "y", "click", t) for k in range(20) for t in range(5)]  # 100 non-buying rows
+    log = make_log(rows)
+    sampled = sample_users(log, None, 0.1, seed=0)
+    users = set(sampled.interactions["user"])
+    assert "b1" in users
+    assert buy_share(sampled.interactions) <= 0.1
+    # the smallest number of non-buyers that does it: 1 buy / (2 + 5k) <= 0.1 → k = 2
+    assert len(users) == 3
+
+
+def test_max_users_prefers_converting_users() -> None:
+    rows = [("b1", "x", "buy", 1), ("b2", "x", "buy", 1)] + [(f"n{k}", "y", "click", 1) for k in range(5)]
+    sampled = sample_users(make_log(rows), 2, None, seed=3)
+    assert set(sampled.interactions["user"]) == {"b1", "b2"}
+
+
+def test_preprocess_default_only_dedups() -> None:
+    log = make_log([("u", "a", "click", 1), ("u", "a", "click", 1)])
+    assert len(preprocess(log, PreprocessConfig()).interactions) == 1
