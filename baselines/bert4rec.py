@@ -1,0 +1,38 @@
+"""BERT4Rec (Sun et al., CIKM 2019) through RecBole 1.2.1: bidirectional masked-item model over the mixed
+item sequence, CE over all items. It has no behavior input. RecBole (like upstream) masks only items
+inside the history, never the row's target, and at inference appends [MASK] and drops the oldest item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from baselines._recbole import RecBoleModel
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    # RecBole's own names and defaults (properties/model/BERT4Rec.yaml).
+    n_layers: int = 2
+    n_heads: int = 2
+    hidden_size: int = 64
+    inner_size: int = 256
+    hidden_dropout_prob: float = 0.2
+    attn_dropout_prob: float = 0.2
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    mask_ratio: float = 0.2
+    loss_type: str = "CE"
+    transform: str = "mask_itemseq"
+    ft_ratio: float = 0.5
+    # The harness's training loop.
+    max_len: int = 50
+    epochs: int = 50
+    patience: int = 5
+    learning_rate: float = 0.001
+    train_batch_size: int = 256
+
+
+class BERT4Rec(RecBoleModel):
+    Config = BERT4RecConfig
+    recbole_name = "BERT4Rec"

@@ -1,0 +1,145 @@
+"""The one interface every model implements, and the one place its output becomes target ranks.
+
+A model is built from its config dataclass and a :class:`Context` (catalogue size, features, device,
+seed), is fitted on the split's training part with early stopping on validation NDCG@10, and then either
+scores the whole catalogue (:class:`ScoringModel`) or generates a ranked list (:class:`GenerativeModel`).
+Models never read files or parse arguments; the harness never knows a model's internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.config import ModelSpec, from_dict
+from bench.data.split import Histories, Split, Targets
+from bench.errors import BenchError
+from bench.metrics import ndcg_at, ranks_from_lists, ranks_from_scores
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a model may know about the run, besides its own config."""
+
+    split: Split
+    device: torch.device
+    seed: int
+    eval_batch_size: int = 256
+    work_dir: Path | None = None
+    """Scratch folder for models that need files (RecBole); removed by the runner afterwards."""
+    progress: bool = True
+    checkpoint: Path | None = None
+    """Where a trained model keeps its per-epoch checkpoint, so an interrupted run resumes."""
+
+
+@dataclass
+class FitReport:
+    """What ``fit`` tells the runner: the chosen epoch and the validation curve."""
+
+    best_epoch: int = 0
+    best_valid_ndcg10: float = float("nan")
+    valid_curve: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Recommender(ABC):
+    """Base of every model. Subclasses set ``Config`` to their frozen config dataclass."""
+
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, ctx: Context) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    @abstractmethod
+    def fit(self, split: Split) -> FitReport:
+        """Train on ``split``'s training part; select the epoch on ``split.valid`` NDCG@10 (see
+        :func:`validation_ndcg10`) and keep the best weights."""
+
+    @abstractmethod
+    def rank(self, histories: Histories, targets: np.ndarray) -> np.ndarray:
+        """(B,) float64 1-based ranks of ``targets`` given ``histories``; see the two subclasses."""
+
+
+class ScoringModel(Recommender):
+    """A model that scores every item of the catalogue."""
+
+    @abstractmethod
+    def score(self, histories: Histories) -> torch.Tensor:
+        """(B, I) float scores, higher is better, for the batch's users."""
+
+    def rank(self, histories: Histories, targets: np.ndarray) -> np.ndarray:
+        scores = self.score(histories).float().cpu()
+        return ranks_from_scores(scores, torch.as_tensor(targets)).numpy().astype(np.float64)
+
+
+class GenerativeModel(Recommender):
+    """A model that generates a ranked list of unique items (e.g. by beam search)."""
+
+    list_size: int = 10
+
+    @abstractmethod
+    def recommend(self, histories: Histories, k: int) -> np.ndarray:
+        """(B, k) int64 unique items in rank order, -1 padding where fewer were generated."""
+
+    def rank(self, histories: Histories, targets: np.ndarray) -> np.ndarray:
+        return ranks_from_lists(self.recommend(histories, self.list_size), targets)
+
+
+@torch.no_grad()
+def rank_targets(
+    model: Recommender, split: Split, targets: Targets, batch_size: int, desc: str = "", progress: bool = True
+) -> np.ndarray:
+    """(T,) float64 rank of each target, batched, with a progress bar."""
+    histories_all = split.histories(targets)
+    out = np.empty(len(targets), dtype=np.float64)
+    starts = range(0, len(targets), batch_size)
+    for start in tqdm(starts, desc=desc or "rank", leave=False, disable=not progress or None, unit="batch"):
+        sl = slice(start, start + batch_size)
+        batch = Histories(*(getattr(histories_all, f)[sl] for f in ("users", "items", "behaviors", "timestamps", "lengths")))
+        out[sl] = model.rank(batch, targets.item[sl])
+    return out
+
+
+def validation_ndcg10(model: Recommender, split: Split, batch_size: int) -> float:
+    """Mean NDCG@10 on the validation targets: the model-selection criterion of every model."""
+    ranks = rank_targets(model, split, split.valid, batch_size, desc="valid", progress=False)
+    return float(ndcg_at(ranks, 10).mean())
+
+
+# ---------------------------------------------------------------------------------- registry
+
+
+def resolve(target: str) -> type[Recommender]:
+    """Import ``module:Class`` (the ``class`` key of a model's YAML)."""
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise BenchError(f"cannot import model class '{target}' ({err})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise BenchError(f"'{target}' is not a Recommender subclass")
+    return cls
+
+
+def build_model(spec: ModelSpec, ctx: Context) -> Recommender:
+    """Instantiate the model of ``spec`` with its typed config."""
+    cls = resolve(spec.target)
+    config = from_dict(cls.Config, spec.params, spec.source)
+    return cls(config, ctx)
+
+
+def config_dict(config: Any) -> Mapping[str, Any]:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+ProgressFn = Callable[[str], None]

@@ -1,0 +1,122 @@
+"""The training loop every trained model shares: epochs, validation NDCG@10, early stopping that keeps
+the best weights in memory, and a per-epoch checkpoint so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.io import atomic_path
+from bench.recommender import FitReport
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without a strictly better validation score; remember the best
+    weights (a copy of the state dict, so nothing is pickled to disk)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_score = -float("inf")
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def step(self, epoch: int, score: float, module: torch.nn.Module) -> bool:
+        """Record one epoch's validation score; True when training should stop."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, module: torch.nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.copy(self.__dict__)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def train(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    run_epoch: Callable[[int], float],
+    validate: Callable[[], float],
+    epochs: int,
+    patience: int,
+    checkpoint: Path | None = None,
+    desc: str = "train",
+    progress: bool = True,
+) -> FitReport:
+    """Run up to ``epochs`` epochs of ``run_epoch`` (returns the mean training loss), validate after each
+    and stop early; the module ends with the best epoch's weights.
+
+    With ``checkpoint``, the state after every epoch (weights, optimizer, early stopping, RNG streams) is
+    written atomically, and a later call with the same path continues from it: same seed, same numbers.
+    The file is removed when training ends.
+    """
+    stopper = EarlyStopping(patience)
+    curve: list[float] = []
+    losses: list[float] = []
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)  # our own file, written below
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        stopper.load_state_dict(state["stopper"])
+        curve, losses, start = state["curve"], state["losses"], state["epoch"] + 1
+        _set_rng_state(state["rng"])
+    bar = tqdm(range(start, epochs), desc=desc, leave=False, disable=not progress or None, unit="epoch")
+    for epoch in bar:
+        module.train()
+        losses.append(float(run_epoch(epoch)))
+        module.eval()
+        with torch.no_grad():
+            curve.append(float(validate()))
+        stop = stopper.step(epoch, curve[-1], module)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch)
+        if checkpoint is not None:
+            state = {
+                "module": module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "stopper": stopper.state_dict(),
+                "curve": curve,
+                "losses": losses,
+                "epoch": epoch,
+                "rng": _rng_state(),
+            }
+            with atomic_path(checkpoint) as tmp:
+                torch.save(state, tmp)
+        if stop:
+            break
+    stopper.restore(module)
+    module.eval()
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
+    return FitReport(
+        best_epoch=stopper.best_epoch,
+        best_valid_ndcg10=stopper.best_score,
+        valid_curve=curve,
+        extra={"train_loss": losses, "epochs_run": len(curve)},
+    )
