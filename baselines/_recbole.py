@@ -172,7 +172,7 @@ class RecBoleModel(ScoringModel):
             config = Config(model=self.recbole_name, dataset=NAME, config_dict=self._recbole_config())
             init_seed(self.ctx.seed, True)
             dataset = create_dataset(config)
-            train_data, _, _ = data_preparation(config, dataset)
+            train_data, _, self.recbole_test_data = data_preparation(config, dataset)
             init_seed(self.ctx.seed, True)
             self.module = get_model(self.recbole_name)(config, train_data.dataset).to(self.ctx.device)
         del recbole

@@ -96,6 +96,8 @@ def train(
             curve.append(float(validate()))
         stop = stopper.step(epoch, curve[-1], module)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch)
+        if progress and bar.disable:  # no terminal (a log file, CI): one line per epoch instead of a bar
+            print(f"  {desc} epoch {epoch}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}", flush=True)
         if checkpoint is not None:
             state = {
                 "module": module.state_dict(),

@@ -1,0 +1,115 @@
+"""Command line: argument parsing and error-to-exit-code mapping only; the work is in the modules.
+
+Exit codes: 0 success, 1 some model failed (the others still ran), 2 bad input or usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser, profile: bool = True) -> None:
+    p.add_argument("--dataset", default="synthetic", help="a name from configs/datasets (default: synthetic)")
+    p.add_argument("--data", default=None, help="the data file or folder, for formats that read one")
+    if profile:
+        p.add_argument("--profile", default="cpu", help="smoke | cpu | paper (configs/profiles)")
+
+
+def _models(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of model names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description="Reproducibility harness for RCLRec (arXiv 2603.28124).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="train and evaluate models on one shared split, then write Table 1")
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every Table 1 model (configs/models without '-')")
+    which.add_argument("--models", type=_models, help="comma-separated model names, e.g. pop,sasrec")
+    _common(run)
+    run.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default: the profile's)")
+    run.add_argument("--results-dir", type=Path, default=Path("results"))
+    run.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
+    run.add_argument("--no-report", action="store_true", help="skip writing the tables at the end")
+
+    report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
+    report.add_argument("--dataset", default="synthetic")
+    report.add_argument("--results-dir", type=Path, default=Path("results"))
+
+    data = sub.add_parser("data", help="inspect a dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    stats = data_sub.add_parser("stats", help="users, items, rows per behavior, targets, repeat share")
+    _common(stats)
+    stats.add_argument("--results-dir", type=Path, default=Path("results"), help="where the split cache lives")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench import report, runner
+    from bench.config import load_dataset, model_names
+
+    if args.command == "run":
+        models = report.table_order([m for m in model_names() if "-" not in m]) if args.all else args.models
+        device = torch.device(args.device) if args.device else None
+        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+            raise BenchError(f"--device {args.device}: CUDA is not available on this machine")
+        failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
+        if not args.no_report:
+            _print_paths(report.table1(args.results_dir, args.dataset))
+        if failed:
+            print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "report":
+        _print_paths(report.table1(args.results_dir, args.dataset))
+        return 0
+    if args.command == "data" and args.data_command == "stats":
+        ds = load_dataset(args.dataset, args.profile, args.data)
+        quiet = (lambda message: None) if args.json else runner.say
+        split = runner.prepare_split(ds, args.results_dir / ".cache" / "splits", quiet)
+        st = split.stats()
+        if args.json:
+            print(json.dumps(st, indent=2))
+        else:
+            from tabulate import tabulate
+
+            rows = [(k, f"{v:.4f}" if isinstance(v, float) else (", ".join(v) if isinstance(v, list) else v)) for k, v in st.items()]
+            print(tabulate(rows, headers=[ds.name, "value"], tablefmt="simple", disable_numparse=True))
+        return 0
+    raise AssertionError(args)
+
+
+def _print_paths(paths: dict[str, Path]) -> None:
+    for path in paths.values():
+        print(f"wrote {path}")

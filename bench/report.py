@@ -1,0 +1,292 @@
+"""Result files → the paper's tables (Markdown via tabulate, LaTeX) with paired significance tests.
+
+Only results of one split are ever compared: when a results folder holds runs of several split
+fingerprints, the one with the most runs is reported and the others are named as left out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.errors import BenchError
+from bench.io import write_json, write_text
+from bench.metrics import METRICS, per_target
+from bench.stats import holm, paired_tests
+
+ALPHA = 0.05
+HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
+DISPLAY = {
+    "pop": "Pop",
+    "recent": "Recent",
+    "sasrec": "SASRec",
+    "bert4rec": "BERT4Rec",
+    "pbat": "PBAT",
+    "hstu": "HSTU",
+    "tiger": "TIGER",
+    "mbgen": "MBGen",
+    "gear": "GEAR",
+    "rclrec": "RCLRec",
+}
+ORDER = list(DISPLAY)
+
+
+@dataclass(frozen=True)
+class ModelResults:
+    """Every seed of one model on one split."""
+
+    name: str
+    seeds: list[int]
+    per_seed: list[dict[str, float]]
+    """Each seed's mean metrics."""
+    per_target: dict[str, np.ndarray]
+    """metric → (T,) per-target value averaged over seeds: the unit of the paired tests."""
+    is_repeat: np.ndarray
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean([m[metric] for m in self.per_seed]))
+
+    def std(self, metric: str) -> float:
+        return float(np.std([m[metric] for m in self.per_seed], ddof=1)) if len(self.per_seed) > 1 else 0.0
+
+
+def table_order(names: Sequence[str]) -> list[str]:
+    """The paper's row order for known models, then any others alphabetically."""
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def display(name: str) -> str:
+    return DISPLAY.get(name, name)
+
+
+def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[ModelResults], str, list[str]]:
+    """Read ``folder/<model>/seed*.json`` (+ .npz). Returns the results of the majority fingerprint, that
+    fingerprint, and the files left out because they belong to another split."""
+    files = sorted(folder.glob("*/seed*.json"))
+    if models is not None:
+        files = [f for f in files if f.parent.name in models]
+    if not files:
+        raise BenchError(f"{folder}: no results to report (run 'python -m bench run' first)")
+    runs = [(f, json.loads(f.read_text())) for f in files]
+    by_fp: dict[str, list] = defaultdict(list)
+    for f, r in runs:
+        by_fp[r["split_fingerprint"]].append((f, r))
+    fingerprint = max(by_fp, key=lambda fp: (len(by_fp[fp]), max(f.stat().st_mtime for f, _ in by_fp[fp])))
+    left_out = [str(f) for fp, items in by_fp.items() if fp != fingerprint for f, _ in items]
+
+    grouped: dict[str, list] = defaultdict(list)
+    for f, r in by_fp[fingerprint]:
+        grouped[r["model"]].append((f, r))
+    results = []
+    for name, items in grouped.items():
+        items.sort(key=lambda fr: fr[1]["seed"])
+        arrays = []
+        for f, _ in items:
+            with np.load(f.with_suffix(".npz")) as z:
+                arrays.append({k: z[k] for k in z.files})
+        users = arrays[0]["users"]
+        if any(not np.array_equal(a["users"], users) for a in arrays):
+            raise BenchError(f"{folder / name}: seeds disagree on the test targets despite one fingerprint")
+        stacked = [per_target(a["ranks"]) for a in arrays]
+        results.append(
+            ModelResults(
+                name=name,
+                seeds=[r["seed"] for _, r in items],
+                per_seed=[r["metrics"] for _, r in items],
+                per_target={m: np.mean([s[m] for s in stacked], axis=0) for m in METRICS},
+                is_repeat=arrays[0]["is_repeat"].astype(bool),
+            )
+        )
+    position = {n: i for i, n in enumerate(table_order([r.name for r in results]))}
+    results.sort(key=lambda r: position[r.name])
+    return results, fingerprint, left_out
+
+
+def significance(results: list[ModelResults], reference: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Paired tests of ``reference`` against every other model, per metric; Holm across the
+    comparisons of each (metric, test) family."""
+    ref = next(r for r in results if r.name == reference)
+    others = [r for r in results if r.name != reference]
+    out: dict[str, dict[str, dict[str, float]]] = {r.name: {} for r in others}
+    for metric in METRICS:
+        tests = [paired_tests(ref.per_target[metric], r.per_target[metric]) for r in others]
+        for test in ("wilcoxon_p", "ttest_p"):
+            adjusted = holm([t[test] for t in tests])
+            for t, adj in zip(tests, adjusted):
+                t[f"{test}_holm"] = float(adj)
+        for r, t in zip(others, tests):
+            out[r.name][metric] = t
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool) -> list[list[str]]:
+    bold, under, dagger = (
+        (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}", "$^\\dagger$")
+        if latex
+        else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>", "†")
+    )
+    rows = [[display(r.name)] for r in results]
+    improv = ["Improv."]
+    for metric in METRICS:
+        means = np.array([r.mean(metric) for r in results])
+        order = np.argsort(-means, kind="stable")
+        for i, r in enumerate(results):
+            text = _fmt(means[i])
+            if len(results) > 1 and i == order[0]:
+                text = bold(text)
+            elif len(results) > 2 and i == order[1]:
+                text = under(text)
+            if r.name != reference and sig[r.name][metric]["wilcoxon_p_holm"] < ALPHA:
+                text += dagger
+            rows[i].append(text)
+        if len(results) > 1 and means[order[1]] > 0:
+            gain = 100 * (means[order[0]] / means[order[1]] - 1)
+            improv.append(f"{gain:+.2f}\\%" if latex else f"{gain:+.2f}%")
+        else:
+            improv.append("–")
+    return rows + [improv]
+
+
+def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str) -> str:
+    body = tabulate(rows[:-1], headers=headers, tablefmt="latex_raw").splitlines()
+    # tabulate's latex_raw: \begin{tabular}{…} \hline header \\ \hline rows… \hline \end{tabular};
+    # rebuild with booktabs rules and an "Improv." row below a midrule.
+    spec = "l" + "r" * (len(headers) - 1)
+    lines = [line for line in body if line.strip() not in ("\\hline",) and not line.startswith("\\begin") and not line.startswith("\\end")]
+    head, rest = lines[0], lines[1:]
+    improv = " & ".join(rows[-1]) + " \\\\"
+    return "\n".join(
+        [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\caption{{{caption}}}",
+            f"\\label{{{label}}}",
+            f"\\begin{{tabular}}{{{spec}}}",
+            "\\toprule",
+            head,
+            "\\midrule",
+            *rest,
+            "\\midrule",
+            improv,
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table}",
+            "",
+        ]
+    )
+
+
+def write_table(
+    folder: Path,
+    stem: str,
+    title: str,
+    models: Sequence[str] | None = None,
+    reference: str | None = None,
+) -> dict[str, Path]:
+    """Write ``<stem>.md``, ``<stem>.tex`` and ``<stem>_stats.json`` for the results in ``folder``.
+
+    ``reference`` is the model every other is tested against; by default the best by mean NDCG@10.
+    """
+    results, fingerprint, left_out = collect(folder, models)
+    if reference is None or reference not in {r.name for r in results}:
+        reference = max(results, key=lambda r: r.mean("ndcg@10")).name
+    sig = significance(results, reference)
+    headers = ["Method", *(HEADERS[m] for m in METRICS)]
+    md_rows = _cells(results, sig, reference, latex=False)
+    tex_rows = _cells(results, sig, reference, latex=True)
+    n_targets = len(results[0].is_repeat)
+    legend = (
+        f"Metrics in % on {n_targets} test conversion targets (full ranking), mean over seeds. Best in bold, "
+        f"second underlined; Improv. = relative gain of the best over the second best. † = differs from "
+        f"{display(reference)} (two-sided paired Wilcoxon signed-rank on per-target values, Holm-corrected "
+        f"across the models of this table, p < {ALPHA})."
+    )
+    seeds_rows = [
+        [display(r.name), len(r.seeds), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results
+    ]
+    breakdown = [
+        [
+            display(r.name),
+            *(
+                _fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
+                for mask in (r.is_repeat, ~r.is_repeat)
+                for m in ("recall@10", "ndcg@10")
+            ),
+        ]
+        for r in results
+    ]
+    n_repeat = int(results[0].is_repeat.sum())
+    pvals = [
+        [display(name), *(f"{sig[name][m]['wilcoxon_p_holm']:.2g} / {sig[name][m]['ttest_p_holm']:.2g}" for m in METRICS)]
+        for name in sig
+    ]
+    md = [
+        f"# {title}",
+        "",
+        f"Split fingerprint `{fingerprint}`.",
+        "",
+        tabulate(md_rows, headers=headers, tablefmt="github", disable_numparse=True),
+        "",
+        legend,
+        "",
+        "## Mean ± std over seeds",
+        "",
+        tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="github", disable_numparse=True),
+        "",
+        f"## Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)",
+        "",
+        tabulate(
+            breakdown,
+            headers=["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
+        "",
+        f"## Holm-corrected p-values vs {display(reference)} (Wilcoxon / paired t)",
+        "",
+        tabulate(pvals, headers=headers, tablefmt="github", disable_numparse=True) if pvals else "(one model only)",
+        "",
+    ]
+    if left_out:
+        md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
+    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$"), f"tab:{stem}")
+    tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
+    stats = {
+        "fingerprint": fingerprint,
+        "reference": reference,
+        "alpha": ALPHA,
+        "n_targets": n_targets,
+        "means": {r.name: {m: r.mean(m) for m in METRICS} for r in results},
+        "stds": {r.name: {m: r.std(m) for m in METRICS} for r in results},
+        "seeds": {r.name: r.seeds for r in results},
+        "comparisons": sig,
+        "left_out": left_out,
+    }
+    paths = {"md": folder / f"{stem}.md", "tex": folder / f"{stem}.tex", "stats": folder / f"{stem}_stats.json"}
+    write_text(paths["md"], "\n".join(md))
+    write_text(paths["tex"], tex)
+    write_json(paths["stats"], stats)
+    if left_out:
+        print(f"report: left out {len(left_out)} result(s) of another split: {', '.join(left_out)}", file=sys.stderr)
+    return paths
+
+
+def table1(results_dir: Path, dataset: str) -> dict[str, Path]:
+    folder = results_dir / dataset
+    if not folder.is_dir():
+        raise BenchError(f"{folder}: no results for dataset '{dataset}'")
+    # Table 1 compares methods; ablation variants ("rclrec-…") belong to Table 2.
+    models = table_order([p.name for p in folder.iterdir() if p.is_dir() and "-" not in p.name and any(p.glob("seed*.json"))])
+    return write_table(folder, "table1", f"Table 1: overall performance on {dataset}", models, reference="rclrec")

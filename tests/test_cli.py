@@ -1,0 +1,109 @@
+"""The command line as a user meets it: exit codes, one-line errors, nothing written on bad input,
+finished runs skipped, the same numbers twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+GOOD = "user_id,item_id,behavior,timestamp\n" + "".join(
+    f"u{u},i{(u * 7 + t) % 13},{'buy' if t in (4, 6) else 'click'},{t}\n" for u in range(12) for t in range(7)
+)
+
+
+def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "expected"),
+    [
+        (None, ["--dataset", "csv", "--data", "missing-folder"], "missing-folder: no such file or folder"),
+        ("user_id,item_id,timestamp\nu,i,1\n", ["--dataset", "csv"], "missing column(s) behavior"),
+        (GOOD.replace("click,3", "view,3", 1), ["--dataset", "csv"], "line 5: unknown behavior 'view'"),
+        (GOOD.replace(",3\n", ",soon\n", 1), ["--dataset", "csv"], "line 5: unparsable timestamp 'soon'"),
+        ("user_id,item_id,behavior,timestamp\n", ["--dataset", "csv"], "header but no rows"),
+        ("", ["--dataset", "csv"], "the file is empty"),
+        (GOOD.replace("buy", "click"), ["--dataset", "csv"], "no conversion targets after filtering"),
+        (None, ["--dataset", "nope"], "unknown dataset 'nope'"),
+        (None, ["--profile", "huge"], "unknown profile 'huge'"),
+        (None, ["--models", "pop,gpt5"], "unknown model 'gpt5'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, content, args, expected) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if content is not None:
+        (data / "interactions.csv").write_text(content)
+    if "--data" not in args and "--dataset" in args and args[args.index("--dataset") + 1] == "csv":
+        args = [*args, "--data", str(data)]
+    if "--models" not in args:
+        args = ["--models", "pop", *args]
+    out = tmp_path / "results"
+    profile = [] if "--profile" in args else ["--profile", "smoke"]
+    result = bench("run", *args, *profile, "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert expected in lines[0]
+    assert not out.exists() or _files(out) == []
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    result = bench("run", "--models", "pop", "--all", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_writes_results_skips_on_rerun_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    first = bench("run", "--models", "pop,recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    runs = {m: json.loads((out / "synthetic" / m / "seed0.json").read_text()) for m in ("pop", "recent")}
+    assert runs["pop"]["split_fingerprint"] == runs["recent"]["split_fingerprint"]
+    for key in ("model", "dataset", "seed", "profile", "split_fingerprint", "metrics", "n_targets", "best_epoch", "train_seconds", "config"):
+        assert key in runs["pop"]
+    assert set(runs["pop"]["metrics"]) >= {"recall@5", "recall@10", "ndcg@5", "ndcg@10"}
+    assert (out / "synthetic" / "pop" / "seed0.npz").exists()
+    table = (out / "synthetic" / "table1.md").read_text()
+    assert "| Pop " in table and "| Recent " in table and "Improv." in table
+    assert (out / "synthetic" / "table1.tex").exists() and (out / "synthetic" / "table1_stats.json").exists()
+    # no temporary files left behind
+    assert not [p for p in _files(out) if p.name.endswith(".tmp")]
+
+    again = bench("run", "--models", "pop,recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert again.returncode == 0 and "finished earlier, skipped" in again.stdout
+    assert json.loads((out / "synthetic" / "pop" / "seed0.json").read_text()) == runs["pop"]
+
+    report = bench("report", "--results-dir", str(out), cwd=tmp_path)
+    assert report.returncode == 0 and "table1.md" in report.stdout
+
+
+def test_results_of_another_config_are_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert bench("run", "--models", "pop", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
+    before = (out / "synthetic" / "pop" / "seed0.json").read_text()
+    clash = bench("run", "--models", "pop", "--profile", "cpu", "--results-dir", str(out), cwd=tmp_path)
+    assert clash.returncode == 2 and "holds a result for another split or config" in clash.stderr
+    assert (out / "synthetic" / "pop" / "seed0.json").read_text() == before
+
+
+def test_data_stats(tmp_path: Path) -> None:
+    result = bench("data", "stats", "--profile", "smoke", "--json", "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    for key in ("users", "items", "rows_click", "rows_buy", "conversion_share", "valid_targets", "test_targets", "test_repeat_share"):
+        assert key in stats

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.errors import BenchError
+from bench.io import write_json, write_npz
+from bench.metrics import summarize
+from bench.report import table1
+
+
+def _result(folder: Path, model: str, seed: int, ranks: np.ndarray, fingerprint: str = "fp1") -> None:
+    is_repeat = np.arange(len(ranks)) % 2 == 0
+    path = folder / model / f"seed{seed}.json"
+    write_npz(path.with_suffix(".npz"), ranks=ranks, users=np.arange(len(ranks)), items=np.zeros(len(ranks), int), is_repeat=is_repeat)
+    write_json(path, {"model": model, "seed": seed, "split_fingerprint": fingerprint, "metrics": summarize(ranks, is_repeat)})
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    n = 200
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "synthetic"
+    for seed in (0, 1):
+        _result(folder, "pop", seed, rng.integers(5, 60, n).astype(float))
+        _result(folder, "sasrec", seed, rng.integers(1, 12, n).astype(float))
+        strong = rng.integers(1, 4, n).astype(float)
+        strong[:3] = np.inf  # a generative model's misses
+        _result(folder, "rclrec", seed, strong)
+    return tmp_path
+
+
+def test_table1_layout_marks_and_improvement(results: Path) -> None:
+    paths = table1(results, "synthetic")
+    md = paths["md"].read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in lines[:5]] == ["Method", "Pop", "SASRec", "RCLRec", "Improv."]
+    stats = json.loads(paths["stats"].read_text())
+    means = stats["means"]
+    best, second = means["rclrec"]["ndcg@10"], means["sasrec"]["ndcg@10"]
+    assert f"**{100 * best:.2f}**" in lines[3]
+    assert f"<u>{100 * second:.2f}</u>†" in lines[2]  # second best, and significantly worse than RCLRec
+    assert f"{100 * (best / second - 1):+.2f}%" in lines[4]
+    assert stats["reference"] == "rclrec"
+    comparisons = stats["comparisons"]
+    assert set(comparisons) == {"pop", "sasrec"}
+    for metric in ("recall@5", "ndcg@10"):
+        raw = [comparisons[m][metric]["wilcoxon_p"] for m in ("pop", "sasrec")]
+        adjusted = [comparisons[m][metric]["wilcoxon_p_holm"] for m in ("pop", "sasrec")]
+        assert all(a >= r for a, r in zip(adjusted, raw))
+    assert "± " in md and "Repeat R@10" in md
+    tex = paths["tex"].read_text()
+    assert "\\toprule" in tex and "\\textbf{" in tex and "\\underline{" in tex and "Improv." in tex
+
+
+def test_other_fingerprints_are_left_out(results: Path) -> None:
+    _result(results / "synthetic", "bert4rec", 0, np.ones(200), fingerprint="other")
+    paths = table1(results, "synthetic")
+    md = paths["md"].read_text()
+    assert "BERT4Rec" not in md.split("Left out")[0]
+    assert "bert4rec/seed0.json" in md.split("Left out")[1]
+    assert json.loads(paths["stats"].read_text())["left_out"]
+
+
+def test_identical_models_are_not_significant(tmp_path: Path) -> None:
+    ranks = np.arange(1, 101, dtype=float)
+    _result(tmp_path / "d", "pop", 0, ranks)
+    _result(tmp_path / "d", "recent", 0, ranks.copy())
+    stats = json.loads(table1(tmp_path, "d")["stats"].read_text())
+    only = next(iter(stats["comparisons"].values()))
+    assert only["ndcg@10"]["wilcoxon_p_holm"] == 1.0 and "†" not in table1(tmp_path, "d")["md"].read_text().split("Metrics in")[0]
+
+
+def test_no_results_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no results"):
+        (tmp_path / "d").mkdir()
+        table1(tmp_path, "d")
