@@ -143,7 +143,7 @@ class RecBoleModel(ScoringModel):
             "benchmark_filename": ["train", "valid", "test"],
             "alias_of_item_id": ["item_id_list"],
             "load_col": {"inter": ["user_id", "item_id_list", "item_id"], "item": ["item_id"]},
-            "eval_args": {"order": "TO", "split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "mode": "full"},
+            "eval_args": {"order": "TO", "group_by": "user", "mode": "full"},  # no split: files are pre-split
             "train_neg_sample_args": None,
             "MAX_ITEM_LIST_LENGTH": self.config.max_len,
             "train_batch_size": self.config.train_batch_size,

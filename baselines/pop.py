@@ -24,9 +24,8 @@ class Pop(ScoringModel):
     Config = PopConfig
 
     def fit(self, split: Split) -> FitReport:
-        users, lengths = split.train_sequences()
-        rows = np.concatenate([np.arange(split.offsets[u], split.offsets[u] + n) for u, n in zip(users, lengths)])
-        items, behaviors = split.items[rows], split.behaviors[rows]
+        train = split.train_mask()
+        items, behaviors = split.items[train], split.behaviors[train]
         buys = np.bincount(items[behaviors == BUY], minlength=split.n_items).astype(np.float64)
         every = np.bincount(items, minlength=split.n_items).astype(np.float64)
         # Lexicographic (buys, interactions): the second term is < 1, so it only breaks ties.

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from baselines.pop import Pop, PopConfig
 from bench.data.split import Histories, Split
 from bench.recommender import FitReport, ScoringModel, validation_ndcg10
-from baselines.pop import Pop, PopConfig
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -141,5 +141,3 @@ def build_model(spec: ModelSpec, ctx: Context) -> Recommender:
 def config_dict(config: Any) -> Mapping[str, Any]:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
-
-ProgressFn = Callable[[str], None]

@@ -134,7 +134,7 @@ def plan(
     return jobs
 
 
-def job_hash(job: Job, ds: DatasetConfig, profile: Profile) -> str:
+def job_hash(job: Job, profile: Profile) -> str:
     return config_hash(
         {"target": job.spec.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)}
     )
@@ -163,7 +163,7 @@ def run(
 
     todo = []
     for job in jobs:
-        expected = job_hash(job, ds, profile)
+        expected = job_hash(job, profile)
         if job.json_path.exists():
             done = json.loads(job.json_path.read_text())
             if done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected:
@@ -196,7 +196,8 @@ def _run_job(
     job: Job, expected_hash: str, ds: DatasetConfig, profile: Profile, split: Split, device: torch.device, progress: bool
 ) -> None:
     seed_everything(job.seed)
-    checkpoint = job.json_path.with_suffix(f".{expected_hash}.ckpt")
+    # Named by split and config, so a checkpoint is only ever resumed into the run that wrote it.
+    checkpoint = job.json_path.with_suffix(f".{split.fingerprint}-{expected_hash}.ckpt")
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         ctx = Context(
             split=split,

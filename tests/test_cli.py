@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ GOOD = "user_id,item_id,behavior,timestamp\n" + "".join(
 )
 
 
-def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def bench(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
@@ -43,6 +44,8 @@ def _files(folder: Path) -> list[Path]:
         (None, ["--profile", "huge"], "unknown profile 'huge'"),
         (None, ["--models", "pop,gpt5"], "unknown model 'gpt5'"),
     ],
+    ids=["missing-file", "missing-column", "unknown-behavior", "bad-timestamp", "no-rows", "empty-file",
+         "no-targets", "unknown-dataset", "unknown-profile", "unknown-model"],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, content, args, expected) -> None:
     data = tmp_path / "data"
@@ -107,3 +110,17 @@ def test_data_stats(tmp_path: Path) -> None:
     stats = json.loads(result.stdout)
     for key in ("users", "items", "rows_click", "rows_buy", "conversion_share", "valid_targets", "test_targets", "test_repeat_share"):
         assert key in stats
+
+
+def test_one_failing_model_does_not_stop_the_others(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", configs)
+    (configs / "models" / "broken.yaml").write_text("class: tests.broken_model:Broken\n")
+    out = tmp_path / "r"
+    args = ("run", "--models", "broken,pop", "--profile", "smoke", "--results-dir", str(out))
+    result = bench(*args, cwd=tmp_path, env={"BENCH_CONFIG_DIR": str(configs)})
+    assert result.returncode == 1
+    assert "broken seed0: RuntimeError: deliberately broken" in result.stderr
+    assert (out / "synthetic" / "pop" / "seed0.json").exists()
+    assert not (out / "synthetic" / "broken" / "seed0.json").exists()
+    assert "deliberately broken" in (out / "synthetic" / "broken" / "seed0.error.log").read_text()

@@ -256,12 +256,6 @@ def _optional_features(file: Path, key: str) -> pd.DataFrame:
     return _feature_table(table, key, features)
 
 
-def load_synthetic(path: Path | None, **knobs: object) -> Log:
-    from bench.data.synthetic import SyntheticConfig, generate
-
-    return generate(SyntheticConfig(**knobs))  # type: ignore[arg-type]
-
-
 Loader = Callable[..., Log]
 LOADERS: dict[str, Loader] = {"tmall": load_tmall, "taobao": load_taobao, "csv": load_csv}
 
@@ -269,7 +263,9 @@ LOADERS: dict[str, Loader] = {"tmall": load_tmall, "taobao": load_taobao, "csv":
 def load(fmt: str, path: str | Path | None, synthetic: Mapping[str, object] | None = None) -> Log:
     """Load a log by format name. ``synthetic`` needs no path; every other format does."""
     if fmt == "synthetic":
-        return load_synthetic(None, **(synthetic or {}))
+        from bench.data.synthetic import SyntheticConfig, generate
+
+        return generate(SyntheticConfig(**(synthetic or {})))
     if fmt not in LOADERS:
         raise BenchError(f"unknown data format '{fmt}' (known: synthetic, {', '.join(LOADERS)})")
     if path is None:

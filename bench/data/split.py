@@ -135,6 +135,12 @@ class Split:
         users = np.flatnonzero(self.train_end > 0)
         return users, self.train_end[users]
 
+    def train_mask(self) -> np.ndarray:
+        """(E,) bool, True on events of the training part."""
+        lengths = np.diff(self.offsets)
+        position = np.arange(len(self.items)) - np.repeat(self.offsets[:-1], lengths)
+        return position < np.repeat(self.train_end, lengths)
+
     def train_windows(self, users: np.ndarray, ends: np.ndarray, max_len: int) -> Histories:
         """Right-aligned windows of training events ending (exclusive) at position ``ends`` of each user."""
         ends = np.asarray(ends, dtype=np.int64)

@@ -94,6 +94,9 @@ def _assert_no_leakage(s: Split) -> None:
             assert n == pos
     users, lengths = s.train_sequences()
     assert np.all(lengths == first_target[users])
+    assert s.train_mask().sum() == lengths.sum()
+    for part in (s.valid, s.test):  # no target event is a training event
+        assert not s.train_mask()[s.offsets[part.user] + part.pos].any()
     for part in (s.valid, s.test):
         assert np.all(s.train_end[part.user] <= part.pos)
     with pytest.raises(ValueError, match="past the training part"):
