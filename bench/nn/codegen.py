@@ -1,0 +1,92 @@
+"""The decoder side of semantic-ID generation, shared by TIGER, MBGen and RCLRec.
+
+Decoder input = ``start`` embeddings chosen by the model (TIGER: [BOS]; MBGen: [BOS, e_buy]; RCLRec:
+[e_pay ; curriculum]) followed by the target's code embeddings; level l's token is predicted from the
+position before it by its own head (per-level vocabularies, as in the TIGER re-implementations).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.nn.beam import PrefixTrie, beam_search
+from bench.nn.transformer import EncoderDecoder
+
+
+class CodeDecoder(nn.Module):
+    """Code embeddings (one row per (level, token)) and per-level output heads around a backbone."""
+
+    def __init__(self, backbone: EncoderDecoder, vocab_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        d = backbone.cfg.d_model
+        self.backbone = backbone
+        self.vocab_sizes = vocab_sizes
+        self.register_buffer("offsets", torch.tensor([0, *vocab_sizes[:-1]]).cumsum(0), persistent=False)
+        self.code_emb = nn.Embedding(sum(vocab_sizes), d)
+        self.heads = nn.ModuleList(nn.Linear(d, v, bias=False) for v in vocab_sizes)
+
+    def embed_codes(self, codes: torch.Tensor, first_level: int = 0) -> torch.Tensor:
+        """codes (..., T) tokens of levels first_level … first_level + T − 1 → (..., T, d)."""
+        t = codes.shape[-1]
+        return self.code_emb(codes + self.offsets[first_level : first_level + t])
+
+    def nll(self, memory: torch.Tensor, pad: torch.Tensor, start: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced per-token NLL of the target codes.
+
+        Args:
+            memory, pad: encoder output (B, S, d) and its padding (B, S).
+            start: (B, P, d) forced decoder inputs before the target.
+            codes: (B, L) target codes.
+
+        Returns:
+            (B, L) negative log-likelihood of each target token.
+        """
+        levels = codes.shape[1]
+        y = torch.cat([start, self.embed_codes(codes[:, :-1])], dim=1)
+        hidden = self.backbone.decode(y, memory, pad)[:, start.shape[1] - 1 :]
+        out = []
+        for level in range(levels):
+            logp = torch.log_softmax(self.heads[level](hidden[:, level]).float(), dim=-1)
+            out.append(-logp.gather(1, codes[:, level : level + 1]).squeeze(1))
+        return torch.stack(out, dim=1)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        memory: torch.Tensor,
+        pad: torch.Tensor,
+        start: torch.Tensor,
+        trie: PrefixTrie,
+        width: int,
+        k: int,
+        use_cache: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Constrained beam search → (B, k) items and their log-likelihoods (see :func:`beam_search`).
+
+        ``use_cache=False`` recomputes the whole decoder prefix at every step over a per-beam copy of the
+        memory, the way MBGen's official code decodes; it exists for the speed benchmark and as a check.
+        """
+        if use_cache:
+            cache = self.backbone.start_cache(memory, pad)
+            first = self.heads[0](self.backbone.decode_step(start, cache)[:, -1])
+
+            def step(tokens: torch.Tensor, level: int) -> torch.Tensor:
+                h = self.backbone.decode_step(self.code_emb(tokens + self.offsets[level - 1])[:, None], cache)
+                return self.heads[level](h[:, -1])
+
+            return beam_search(first, step, cache.select, trie, width, k)
+
+        state = {"y": start, "memory": memory, "pad": pad}
+        first = self.heads[0](self.backbone.decode(start, memory, pad)[:, -1])
+
+        def select(rows: torch.Tensor, w: int) -> None:
+            state["y"] = state["y"][rows]
+            state["memory"] = memory.repeat_interleave(w, dim=0)  # rows are grouped by input, w per input
+            state["pad"] = pad.repeat_interleave(w, dim=0)
+
+        def step_recompute(tokens: torch.Tensor, level: int) -> torch.Tensor:
+            state["y"] = torch.cat([state["y"], self.code_emb(tokens + self.offsets[level - 1])[:, None]], dim=1)
+            return self.heads[level](self.backbone.decode(state["y"], state["memory"], state["pad"])[:, -1])
+
+        return beam_search(first, step_recompute, select, trie, width, k)

@@ -1,0 +1,172 @@
+"""A pre-norm Transformer encoder-decoder with a decoder KV cache, shared by TIGER, MBGen and RCLRec.
+
+Models pass in embeddings (their own token tables) and read out hidden states; the backbone owns only
+positions, attention and feed-forward layers. The cache holds, per decoder layer, the cross-attention keys
+and values of the encoder memory (computed once per batch, not once per beam or step) and the growing
+self-attention keys and values, so one decoding step costs one token, not the whole prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    d_model: int = 256
+    n_heads: int = 8
+    encoder_layers: int = 4
+    decoder_layers: int = 2
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_encoder_len: int = 512
+    max_decoder_len: int = 64
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) → (B, H, T, d / H)"""
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split(self.k(source)), self.split(self.v(source))
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, d) queries over k, v (B, H, S, d/H); mask broadcastable to (B, H, T, S), True = attend."""
+        q = self.split(self.q(x))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        b, h, t, dh = out.shape
+        return self.o(out.transpose(1, 2).reshape(b, t, h * dh))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d: int, d_ff: int, dropout: float) -> None:
+        super().__init__(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.attn.attend(h, *self.attn.project_kv(h), mask))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.self_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.cross_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        self_kv: tuple[torch.Tensor, torch.Tensor],
+        self_mask: torch.Tensor | None,
+        cross_kv: tuple[torch.Tensor, torch.Tensor],
+        cross_mask: torch.Tensor,
+        width: int = 1,
+    ) -> torch.Tensor:
+        """``width`` consecutive rows of y share one memory row (beams of one input): they are folded into
+        the query length, so the memory is attended without being copied per beam."""
+        y = y + self.drop(self.self_attn.attend(self.norm1(y), *self_kv, self_mask))
+        r, t, d = y.shape
+        z = self.norm2(y).reshape(r // width, width * t, d)
+        y = y + self.drop(self.cross_attn.attend(z, *cross_kv, cross_mask).reshape(r, t, d))
+        return y + self.drop(self.ff(self.norm3(y)))
+
+
+@dataclass
+class DecoderCache:
+    """Per-layer keys/values. ``cross`` is (B, H, S, dh) per layer for the B distinct inputs, projected
+    once; the B·W decoding rows are grouped by input (rows b·W … b·W + W − 1 decode input b)."""
+
+    cross: list[tuple[torch.Tensor, torch.Tensor]]
+    cross_mask: torch.Tensor  # (B, 1, 1, S) bool
+    width: int = 1
+    self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
+    length: int = 0
+
+    def select(self, index: torch.Tensor, width: int) -> None:
+        """Keep decoding rows ``index`` (B·width,), which must stay grouped by input (beam reordering
+        within an input, or expansion of each input to ``width`` beams)."""
+        self.width = width
+        self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
+
+
+class EncoderDecoder(nn.Module):
+    """Pre-norm encoder-decoder over embeddings. Positions are learned, for the encoder (right-aligned
+    sequences keep the most recent item at a fixed position) and the decoder."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.enc_pos = nn.Embedding(cfg.max_encoder_len, cfg.d_model)
+        self.dec_pos = nn.Embedding(cfg.max_decoder_len, cfg.d_model)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def encode(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """x (B, S, d) embeddings, pad (B, S) bool True on padding → memory (B, S, d)."""
+        s = x.shape[1]
+        h = self.drop(x + self.enc_pos.weight[self.cfg.max_encoder_len - s :])  # right-aligned positions
+        mask = ~pad[:, None, None, :]
+        for layer in self.encoder:
+            h = layer(h, mask)
+        return self.enc_norm(h)
+
+    def decode(self, y: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal)."""
+        t = y.shape[1]
+        h = self.drop(y + self.dec_pos.weight[:t])
+        causal = torch.ones(t, t, dtype=torch.bool, device=y.device).tril()
+        cross_mask = ~pad[:, None, None, :]
+        for layer in self.decoder:
+            n = layer.norm1(h)
+            h = layer(h, layer.self_attn.project_kv(n), causal, layer.cross_attn.project_kv(memory), cross_mask)
+        return self.dec_norm(h)
+
+    def start_cache(self, memory: torch.Tensor, pad: torch.Tensor) -> DecoderCache:
+        """Project the memory once for every layer's cross-attention."""
+        cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+        return DecoderCache(cross, ~pad[:, None, None, :], 1, [None] * len(self.decoder), 0)
+
+    def decode_step(self, y: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+        """y (B·W, T, d) the next T decoder inputs of each row (T > 1 for a forced prefix) → (B·W, T, d).
+        Appends to the cache."""
+        t = y.shape[1]
+        start = cache.length
+        h = self.drop(y + self.dec_pos.weight[start : start + t])
+        total = start + t
+        # Causal among the new tokens; all cached ones are visible.
+        mask = torch.ones(t, total, dtype=torch.bool, device=y.device).tril(diagonal=start)
+        for i, layer in enumerate(self.decoder):
+            k_new, v_new = layer.self_attn.project_kv(layer.norm1(h))
+            past = cache.self_kv[i]
+            k = k_new if past is None else torch.cat([past[0], k_new], dim=2)
+            v = v_new if past is None else torch.cat([past[1], v_new], dim=2)
+            cache.self_kv[i] = (k, v)
+            h = layer(h, (k, v), mask, cache.cross[i], cache.cross_mask, cache.width)
+        cache.length = total
+        return self.dec_norm(h)
