@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(stats)
     stats.add_argument("--results-dir", type=Path, default=Path("results"), help="where the split cache lives")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench_cmd = sub.add_parser("benchmark", help="speed benchmarks that print ratios")
+    bench_sub = bench_cmd.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
+    beam = bench_sub.add_parser("beam", help="cached vs recomputing beam search (users/s and speed-up)")
+    beam.add_argument("--users", type=int, default=256)
+    beam.add_argument("--beam", type=int, default=20)
+    beam.add_argument("--threads", type=int, default=1)
+    beam.add_argument("--device", default=None)
+    beam.add_argument("--results-dir", type=Path, default=Path("results"), help="where the split cache lives")
     return parser
 
 
@@ -97,7 +105,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "data" and args.data_command == "stats":
         ds = load_dataset(args.dataset, args.profile, args.data)
         quiet = (lambda message: None) if args.json else runner.say
-        split = runner.prepare_split(ds, args.results_dir / ".cache" / "splits", quiet)
+        split = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)
         st = split.stats()
         if args.json:
             print(json.dumps(st, indent=2))
@@ -106,6 +114,20 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             rows = [(k, f"{v:.4f}" if isinstance(v, float) else (", ".join(v) if isinstance(v, list) else v)) for k, v in st.items()]
             print(tabulate(rows, headers=[ds.name, "value"], tablefmt="simple", disable_numparse=True))
+        return 0
+    if args.command == "benchmark":
+        from bench import benchmarks
+
+        torch.set_num_threads(args.threads)
+        device = torch.device(args.device) if args.device else runner.default_device()
+        out = benchmarks.beam(args.users, args.beam, 10, args.results_dir, device)
+        print(
+            f"beam search, {out['users']} users, {out['items']} items, beam {out['beam_width']}, {device}, "
+            f"{args.threads} thread(s):\n"
+            f"  with KV cache     {out['cached_users_per_s']:8.1f} users/s\n"
+            f"  recomputing       {out['recompute_users_per_s']:8.1f} users/s\n"
+            f"  speed-up          {out['speedup']:8.2f}x   (same lists: {out['same_lists']})"
+        )
         return 0
     raise AssertionError(args)
 

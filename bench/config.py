@@ -8,8 +8,6 @@ Unknown keys are errors that name the file and the field, so a typo never silent
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import types
 import typing
@@ -24,6 +22,8 @@ from bench.data.preprocess import PreprocessConfig
 from bench.data.split import SplitConfig
 from bench.data.synthetic import SyntheticConfig
 from bench.errors import BenchError
+from bench.hashing import config_hash  # noqa: F401 - re-exported for callers of the config layer
+from bench.semantic_ids import SemanticIdConfig
 
 CONFIG_DIR = Path(os.environ.get("BENCH_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
 
@@ -108,12 +108,6 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def config_hash(obj: Any) -> str:
-    """Stable short hash of a dataclass (or plain data), for cache keys and rerun checks."""
-    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 # ------------------------------------------------------------------------------- the three kinds
 
 
@@ -125,6 +119,8 @@ class DatasetConfig:
     preprocess: PreprocessConfig = PreprocessConfig()
     split: SplitConfig = SplitConfig()
     synthetic: SyntheticConfig | None = None
+    semantic_ids: SemanticIdConfig = SemanticIdConfig()
+    """One codebook per split, shared by every generative model (SPEC §2)."""
 
 
 @dataclass(frozen=True)

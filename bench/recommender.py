@@ -24,6 +24,7 @@ from bench.config import ModelSpec, from_dict
 from bench.data.split import Histories, Split, Targets
 from bench.errors import BenchError
 from bench.metrics import ndcg_at, ranks_from_lists, ranks_from_scores
+from bench.semantic_ids import SemanticIdConfig, SemanticIds, load_or_fit
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Context:
     progress: bool = True
     checkpoint: Path | None = None
     """Where a trained model keeps its per-epoch checkpoint, so an interrupted run resumes."""
+    semantic_id_config: SemanticIdConfig = SemanticIdConfig()
+    cache_dir: Path | None = None
+    """Where the split's artifacts (semantic IDs) are cached."""
+
+    def semantic_ids(self) -> SemanticIds:
+        """The split's semantic IDs: fitted once on its training part, then read from the cache."""
+        return load_or_fit(self.split, self.semantic_id_config, self.cache_dir)
 
 
 @dataclass
@@ -86,13 +94,34 @@ class GenerativeModel(Recommender):
     """A model that generates a ranked list of unique items (e.g. by beam search)."""
 
     list_size: int = 10
+    beam_width: int = 10
 
     @abstractmethod
     def recommend(self, histories: Histories, k: int) -> np.ndarray:
         """(B, k) int64 unique items in rank order, -1 padding where fewer were generated."""
 
     def rank(self, histories: Histories, targets: np.ndarray) -> np.ndarray:
-        return ranks_from_lists(self.recommend(histories, self.list_size), targets)
+        lists = self.recommend(histories, self.list_size)
+        self.list_lengths.append((lists >= 0).sum(axis=1))
+        return ranks_from_lists(lists, targets)
+
+    @property
+    def list_lengths(self) -> list[np.ndarray]:
+        """Lengths of the lists generated since the last :meth:`generation_stats` call."""
+        if not hasattr(self, "_list_lengths"):
+            self._list_lengths: list[np.ndarray] = []
+        return self._list_lengths
+
+    def generation_stats(self, ranks: np.ndarray) -> dict[str, Any]:
+        """Beam width, share of targets found in the list, mean list length (then resets the lengths)."""
+        lengths = np.concatenate(self.list_lengths) if self.list_lengths else np.zeros(0)
+        self.list_lengths.clear()
+        return {
+            "beam_width": self.beam_width,
+            "list_size": self.list_size,
+            "found_share": float(np.isfinite(ranks).mean()) if len(ranks) else 0.0,
+            "mean_list_length": float(lengths.mean()) if len(lengths) else 0.0,
+        }
 
 
 @torch.no_grad()

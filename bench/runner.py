@@ -40,7 +40,7 @@ from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
 from bench.io import write_json, write_npz
 from bench.metrics import summarize
-from bench.recommender import Context, build_model, config_dict, rank_targets, resolve
+from bench.recommender import Context, GenerativeModel, build_model, config_dict, rank_targets, resolve
 
 
 def say(message: str) -> None:
@@ -63,6 +63,11 @@ def source_signature(path: str | None) -> list[tuple[str, int, int]]:
     p = Path(path)
     files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
     return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()]
+
+
+def cache_dir(results_dir: Path) -> Path:
+    """Where splits and their artifacts (semantic IDs) are cached."""
+    return results_dir / ".cache" / "splits"
 
 
 def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say) -> Split:
@@ -157,7 +162,7 @@ def run(
     if n_seeds < 1:
         raise BenchError("--seeds must be at least 1")
     jobs = plan(models, ds, profile, n_seeds, results_dir)
-    split = prepare_split(ds, results_dir / ".cache" / "splits")
+    split = prepare_split(ds, cache_dir(results_dir))
     device = device or default_device()
     torch.set_num_threads(profile.threads)
 
@@ -179,7 +184,7 @@ def run(
     failed = []
     for job, expected in todo:
         try:
-            _run_job(job, expected, ds, profile, split, device, progress)
+            _run_job(job, expected, ds, profile, split, device, progress, cache_dir(results_dir))
         except BenchError as err:
             failed.append(job.name)
             warn(f"✗ {job.name}: {err}")
@@ -193,7 +198,14 @@ def run(
 
 
 def _run_job(
-    job: Job, expected_hash: str, ds: DatasetConfig, profile: Profile, split: Split, device: torch.device, progress: bool
+    job: Job,
+    expected_hash: str,
+    ds: DatasetConfig,
+    profile: Profile,
+    split: Split,
+    device: torch.device,
+    progress: bool,
+    cache: Path,
 ) -> None:
     seed_everything(job.seed)
     # Named by split and config, so a checkpoint is only ever resumed into the run that wrote it.
@@ -207,6 +219,8 @@ def _run_job(
             work_dir=Path(work),
             progress=progress,
             checkpoint=checkpoint,
+            semantic_id_config=ds.semantic_ids,
+            cache_dir=cache,
         )
         model = build_model(job.spec, ctx)
         say(f"▶ {job.name}: training on {device}{' (resuming)' if checkpoint.exists() else ''}")
@@ -214,8 +228,13 @@ def _run_job(
         report = model.fit(split)
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
+        if isinstance(model, GenerativeModel):
+            model.list_lengths.clear()  # count the test lists only
         ranks = rank_targets(model, split, split.test, profile.eval_batch_size, desc=f"test {job.spec.name}", progress=progress)
         eval_seconds = time.perf_counter() - started
+        generation = None
+        if isinstance(model, GenerativeModel):
+            generation = {**model.generation_stats(ranks), "semantic_ids": ctx.semantic_ids().stats}
 
     metrics = summarize(ranks, split.test.is_repeat)
     result = {
@@ -233,6 +252,7 @@ def _run_job(
         "valid_ndcg@10": report.best_valid_ndcg10,
         "valid_curve": report.valid_curve,
         "fit_extra": report.extra,
+        "generation": generation,
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         "config": config_dict(job.config),

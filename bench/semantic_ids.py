@@ -26,9 +26,9 @@ import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
 
-from bench.config import config_hash
 from bench.data.split import Split
 from bench.errors import BenchError
+from bench.hashing import config_hash
 from bench.io import write_json, write_npz
 
 
@@ -93,7 +93,11 @@ def item_vectors(split: Split, cfg: SemanticIdConfig) -> np.ndarray:
     k = min(cfg.svd_dim, n - 2)
     if counts.nnz and k >= 1:
         u, s, _ = svds(counts, k=k, random_state=cfg.seed)
-        blocks.append(_normalise(u * np.sqrt(s)))
+        collaborative = u * np.sqrt(s)
+        # Items without training co-occurrence get round-off (~1e-17) rows, which normalising would blow
+        # up into arbitrary unit vectors: they have no collaborative signal, so zero them.
+        collaborative[np.diff(counts.indptr) == 0] = 0.0
+        blocks.append(_normalise(collaborative))
     for name in cfg.features:
         values = split.item_features.get(name)
         if values is None:

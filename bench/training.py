@@ -3,6 +3,7 @@ the best weights in memory, and a per-epoch checkpoint so an interrupted run res
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from collections.abc import Callable
@@ -15,6 +16,14 @@ from tqdm.auto import tqdm
 
 from bench.io import atomic_path
 from bench.recommender import FitReport
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (matmuls in bf16, reductions and log-softmax in fp32); nothing on CPU, where
+    fp32 keeps results bit-identical run to run."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class EarlyStopping:

@@ -1,0 +1,151 @@
+"""TIGER (Rajput et al., NeurIPS 2023, "Recommender Systems with Generative Retrieval").
+
+No official code exists; this follows the paper and the two known re-implementations
+(../shared/notes/baselines/tiger.md). The encoder reads the flattened semantic tokens of the history
+(each item's L codes and a learned SEP vector, no behavior or time input) after an optional hashed user
+token; the decoder starts from a learned BOS and generates the L codes of the next item with per-level
+heads. Training: teacher-forced token NLL of the next item of every training interaction (any behavior).
+Evaluation: constrained beam search over the split's semantic IDs, on conversion targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.data.split import Histories, Split
+from bench.nn.beam import PrefixTrie
+from bench.nn.codegen import CodeDecoder
+from bench.nn.transformer import BackboneConfig, EncoderDecoder
+from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
+from bench.training import autocast, train
+
+
+@dataclass(frozen=True)
+class TIGERConfig:
+    d_model: int = 128
+    n_heads: int = 4
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_items: int = 20
+    """History length in items (the paper's 20)."""
+    user_buckets: int = 2000
+    """Hashed user tokens (user index mod buckets); 0 turns the user token off."""
+    beam_width: int = 20
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    epochs: int = 50
+    patience: int = 5
+    samples_per_epoch: int = 0
+    """Next-item samples drawn per epoch (seeded, without replacement); 0 = all of them."""
+
+
+class TIGERNet(nn.Module):
+    """Token tables and the encoder-decoder. Shapes: B batch, N items, L levels, d model width."""
+
+    def __init__(self, cfg: TIGERConfig, vocab_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        levels = len(vocab_sizes)
+        backbone = EncoderDecoder(
+            BackboneConfig(
+                d_model=cfg.d_model,
+                n_heads=cfg.n_heads,
+                encoder_layers=cfg.encoder_layers,
+                decoder_layers=cfg.decoder_layers,
+                d_ff=cfg.d_ff,
+                dropout=cfg.dropout,
+                max_encoder_len=cfg.max_items * (levels + 1) + 1,
+                max_decoder_len=levels + 1,
+            )
+        )
+        self.codes = CodeDecoder(backbone, vocab_sizes)  # one code table for encoder and decoder inputs
+        self.sep = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
+        self.bos = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+        self.user = nn.Embedding(cfg.user_buckets, cfg.d_model) if cfg.user_buckets > 0 else None
+
+    def encode(self, codes: torch.Tensor, mask: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes (B, N, L) history codes (any value where padded), mask (B, N) True on real items,
+        users (B,) → memory (B, S, d), pad (B, S) with S = N·(L + 1) [+ 1]."""
+        b, n, levels = codes.shape
+        tokens = self.codes.embed_codes(codes)  # (B, N, L, d)
+        tokens = torch.cat([tokens, self.sep.expand(b, n, 1, -1)], dim=2).reshape(b, n * (levels + 1), -1)
+        pad = (~mask).repeat_interleave(levels + 1, dim=1)
+        if self.user is not None:
+            tokens = torch.cat([self.user(users % self.user.num_embeddings)[:, None], tokens], dim=1)
+            pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
+        return self.codes.backbone.encode(tokens, pad), pad
+
+
+class TIGER(GenerativeModel):
+    Config = TIGERConfig
+
+    def __init__(self, config: TIGERConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        ids = ctx.semantic_ids()
+        self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
+        self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)
+        self.beam_width = max(config.beam_width, self.list_size)
+        self.net = TIGERNet(config, ids.vocab_sizes).to(ctx.device)
+
+    def _encode(self, h: Histories) -> tuple[torch.Tensor, torch.Tensor]:
+        items = torch.as_tensor(h.items[:, -self.config.max_items :], device=self.ctx.device)
+        mask = items >= 0
+        codes = self.item_codes[items.clamp(min=0)]
+        return self.net.encode(codes, mask, torch.as_tensor(h.users, device=self.ctx.device))
+
+    def fit(self, split: Split) -> FitReport:
+        users, lengths = split.train_sequences()
+        # Every training interaction after the first is a next-item target.
+        sample_user = np.repeat(users, np.maximum(lengths - 1, 0))
+        sample_end = np.concatenate([np.arange(1, n) for n in lengths]) if len(lengths) else np.zeros(0, int)
+        optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+        cfg, device = self.config, self.ctx.device
+
+        def run_epoch(epoch: int) -> float:
+            order = torch.randperm(len(sample_user), generator=torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch)).numpy()
+            if cfg.samples_per_epoch:
+                order = order[: cfg.samples_per_epoch]
+            total, batches = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                u, end = sample_user[idx], sample_end[idx]
+                h = split.train_windows(u, end, cfg.max_items)
+                target = torch.as_tensor(split.items[split.offsets[u] + end], device=device)
+                with autocast(device):
+                    memory, pad = self._encode(h)
+                    start_emb = self.net.bos.expand(len(idx), -1, -1)
+                    loss = self.net.codes.nll(memory, pad, start_emb, self.item_codes[target]).sum(1).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            return total / max(1, batches)
+
+        return train(
+            self.net,
+            optimizer,
+            run_epoch,
+            lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
+            epochs=cfg.epochs,
+            patience=cfg.patience,
+            checkpoint=self.ctx.checkpoint,
+            desc="TIGER",
+            progress=self.ctx.progress,
+        )
+
+    @torch.no_grad()
+    def recommend(self, histories: Histories, k: int) -> np.ndarray:
+        self.net.eval()
+        with autocast(self.ctx.device):
+            memory, pad = self._encode(histories)
+            start = self.net.bos.expand(len(histories), -1, -1)
+            items, _ = self.net.codes.generate(memory, pad, start, self.trie, max(self.beam_width, k), k)
+        return items.cpu().numpy()

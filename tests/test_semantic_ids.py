@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.data.preprocess import PreprocessConfig, preprocess
+from bench.data.split import SplitConfig, build_split
+from bench.data.synthetic import SyntheticConfig, generate
+from bench.errors import BenchError
+from bench.semantic_ids import SemanticIdConfig, fit, item_vectors, load_or_fit
+from tests.conftest import make_log
+
+
+@pytest.fixture(scope="module")
+def split():
+    log = preprocess(generate(SyntheticConfig(n_users=200, n_items=300)), PreprocessConfig())
+    return build_split(log, SplitConfig(max_history=20))
+
+
+def test_every_item_gets_a_unique_tuple_and_maps_back(split) -> None:
+    ids = fit(split, SemanticIdConfig(codebook_size=16))
+    assert ids.codes.shape == (split.n_items, 4)
+    assert len(np.unique(ids.codes, axis=0)) == split.n_items
+    assert all(ids.codes[:, level].max() < v for level, v in enumerate(ids.vocab_sizes))
+    assert np.array_equal(ids.item_of(ids.codes), np.arange(split.n_items))
+    assert ids.item_of(np.array([[15, 15, 15, 999]]))[0] == -1
+    for key in ("collision_rate", "largest_collision_group", "level0_utilisation", "level2_entropy"):
+        assert key in ids.stats
+    assert ids.vocab_sizes[3] == ids.stats["largest_collision_group"]
+
+
+def test_dedup_level_grows_instead_of_merging() -> None:
+    # 12 items that are indistinguishable (same feature, no co-occurrence) must still get 12 tuples.
+    rows = [(f"u{u}", f"i{u}", "click", 1) for u in range(12)] + [("a", "x", "click", 1), ("a", "y", "click", 2),
+            ("a", "x", "buy", 3), ("a", "y", "click", 4), ("a", "y", "buy", 5)]  # fmt: skip
+    items = pd.DataFrame({"category": [0] * 14}, index=pd.Index([f"i{u}" for u in range(12)] + ["x", "y"], name="item_id"))
+    split = build_split(make_log(rows, items), SplitConfig(min_history=1))
+    ids = fit(split, SemanticIdConfig(codebook_size=4, svd_dim=2))
+    assert len(np.unique(ids.codes, axis=0)) == split.n_items
+    assert ids.stats["largest_collision_group"] >= 12
+
+
+def test_collapse_fails_loudly(split) -> None:
+    with pytest.raises(BenchError, match="codebook collapsed at level 1"):
+        fit(split, SemanticIdConfig(codebook_size=16, min_utilisation=1.01))
+
+
+def test_only_training_events_build_the_collaborative_part() -> None:
+    # "z" occurs only as u's test target: its collaborative block must be zero, its features not.
+    rows = [("u", "a", "click", 1), ("u", "b", "click", 2), ("u", "a", "buy", 3), ("u", "b", "click", 4),
+            ("u", "b", "buy", 5), ("u", "z", "buy", 6), ("v", "a", "click", 1), ("v", "b", "cart", 2)]  # fmt: skip
+    items = pd.DataFrame({"category": [0, 1, 2]}, index=pd.Index(["a", "b", "z"], name="item_id"))
+    split = build_split(make_log(rows, items), SplitConfig(min_history=2))
+    cfg = SemanticIdConfig(svd_dim=1, features=("category",), feature_dim=4)
+    vectors = item_vectors(split, cfg)
+    z = int(np.flatnonzero(split.item_ids == "z")[0])
+    assert np.all(vectors[z, :1] == 0) and np.any(vectors[z, 1:] != 0)
+
+
+def test_cached_codes_equal_fitted(split, tmp_path: Path) -> None:
+    cfg = SemanticIdConfig(codebook_size=16)
+    first = load_or_fit(split, cfg, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    again = load_or_fit(split, cfg, tmp_path)
+    assert np.array_equal(first.codes, again.codes) and first.vocab_sizes == again.vocab_sizes
+    assert again.stats["collision_rate"] == first.stats["collision_rate"]
