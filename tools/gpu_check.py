@@ -25,13 +25,16 @@ from bench.recommender import Context, rank_targets, resolve
 from bench.runner import prepare_split, seed_everything
 
 
-def fit_and_rank(name: str, split, device: torch.device) -> tuple[np.ndarray, float, str]:
+def fit_and_rank(name: str, split, ds, device: torch.device) -> tuple[np.ndarray, float, str]:
     spec = load_model(name, "smoke")
     cls = resolve(spec.target)
     config = from_dict(cls.Config, spec.params, spec.source)
     seed_everything(0)
     with tempfile.TemporaryDirectory() as work:
-        ctx = Context(split=split, device=device, seed=0, work_dir=Path(work), progress=False)
+        ctx = Context(
+            split=split, device=device, seed=0, work_dir=Path(work), progress=False,
+            semantic_id_config=ds.semantic_ids, cache_dir=Path(work),
+        )
         model = cls(config, ctx)
         started = time.perf_counter()
         model.fit(split)
@@ -57,11 +60,12 @@ def main() -> int:
     rel = float((low.float() - a @ b).norm() / (a @ b).norm())
     print(f"bf16 autocast matmul: dtype {low.dtype}, relative error vs fp32 {rel:.2e}")
 
-    split = prepare_split(load_dataset("synthetic", "smoke"), Path(tempfile.mkdtemp()) / "splits")
+    ds = load_dataset("synthetic", "smoke")
+    split = prepare_split(ds, Path(tempfile.mkdtemp()) / "splits")
     failures = 0
     for name in args.models.split(","):
-        gpu_ranks, gpu_s, where = fit_and_rank(name, split, cuda)
-        cpu_ranks, cpu_s, _ = fit_and_rank(name, split, torch.device("cpu"))
+        gpu_ranks, gpu_s, where = fit_and_rank(name, split, ds, cuda)
+        cpu_ranks, cpu_s, _ = fit_and_rank(name, split, ds, torch.device("cpu"))
         g, c = summarize(gpu_ranks), summarize(cpu_ranks)
         same = np.array_equal(gpu_ranks, cpu_ranks)
         print(
