@@ -39,8 +39,8 @@ def fit_and_rank(name: str, split, ds, device: torch.device) -> tuple[np.ndarray
         started = time.perf_counter()
         model.fit(split)
         seconds = time.perf_counter() - started
-        module = getattr(model, "module", None)
-        where = "no parameters" if module is None else str({p.device for p in module.parameters()})
+        devices = {p.device for v in vars(model).values() if isinstance(v, torch.nn.Module) for p in v.parameters()}
+        where = str(devices) if devices else "no parameters"
         ranks = rank_targets(model, split, split.test, 256, progress=False)
     return ranks, seconds, where
 
