@@ -61,15 +61,18 @@ class CodeDecoder(nn.Module):
         width: int,
         k: int,
         use_cache: bool = True,
+        start_pad: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Constrained beam search → (B, k) items and their log-likelihoods (see :func:`beam_search`).
+
+        ``start_pad`` (B, P) marks leading padding of the forced ``start`` (rows with a shorter prefix).
 
         ``use_cache=False`` recomputes the whole decoder prefix at every step over a per-beam copy of the
         memory, the way MBGen's official code decodes; it exists for the speed benchmark and as a check.
         """
         if use_cache:
             cache = self.backbone.start_cache(memory, pad)
-            first = self.heads[0](self.backbone.decode_step(start, cache)[:, -1])
+            first = self.heads[0](self.backbone.decode_step(start, cache, start_pad)[:, -1])
 
             def step(tokens: torch.Tensor, level: int) -> torch.Tensor:
                 h = self.backbone.decode_step(self.code_emb(tokens + self.offsets[level - 1])[:, None], cache)
@@ -77,16 +80,19 @@ class CodeDecoder(nn.Module):
 
             return beam_search(first, step, cache.select, trie, width, k)
 
-        state = {"y": start, "memory": memory, "pad": pad}
-        first = self.heads[0](self.backbone.decode(start, memory, pad)[:, -1])
+        y_pad = start_pad if start_pad is not None else torch.zeros(start.shape[:2], dtype=torch.bool, device=start.device)
+        state = {"y": start, "memory": memory, "pad": pad, "y_pad": y_pad}
+        first = self.heads[0](self.backbone.decode(start, memory, pad, y_pad)[:, -1])
 
         def select(rows: torch.Tensor, w: int) -> None:
-            state["y"] = state["y"][rows]
+            state["y"], state["y_pad"] = state["y"][rows], state["y_pad"][rows]
             state["memory"] = memory.repeat_interleave(w, dim=0)  # rows are grouped by input, w per input
             state["pad"] = pad.repeat_interleave(w, dim=0)
 
         def step_recompute(tokens: torch.Tensor, level: int) -> torch.Tensor:
             state["y"] = torch.cat([state["y"], self.code_emb(tokens + self.offsets[level - 1])[:, None]], dim=1)
-            return self.heads[level](self.backbone.decode(state["y"], state["memory"], state["pad"])[:, -1])
+            state["y_pad"] = torch.cat([state["y_pad"], state["y_pad"].new_zeros(len(tokens), 1)], dim=1)
+            h = self.backbone.decode(state["y"], state["memory"], state["pad"], state["y_pad"])
+            return self.heads[level](h[:, -1])
 
         return beam_search(first, step_recompute, select, trie, width, k)

@@ -105,12 +105,16 @@ class DecoderCache:
     width: int = 1
     self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0
+    self_pad: torch.Tensor | None = None  # (R, length) bool, True on padded decoder inputs
+    shift: torch.Tensor | None = None  # (R,) leading pads of each row: its positions start after them
 
     def select(self, index: torch.Tensor, width: int) -> None:
         """Keep decoding rows ``index`` (B·width,), which must stay grouped by input (beam reordering
         within an input, or expansion of each input to ``width`` beams)."""
         self.width = width
         self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
+        if self.self_pad is not None:
+            self.self_pad, self.shift = self.self_pad[index], self.shift[index]
 
 
 class EncoderDecoder(nn.Module):
@@ -136,11 +140,32 @@ class EncoderDecoder(nn.Module):
             h = layer(h, mask)
         return self.enc_norm(h)
 
-    def decode(self, y: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal)."""
+    def _self_mask(self, t: int, start: int, y_pad: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """Causal mask of t new queries over start + t keys, without padded keys; each query always sees
+        itself, so a padded row attends to something (its output is never read)."""
+        causal = torch.ones(t, start + t, dtype=torch.bool, device=device).tril(diagonal=start)
+        if y_pad is None:
+            return causal
+        itself = torch.zeros_like(causal)
+        itself[:, start:] = torch.eye(t, dtype=torch.bool, device=device)
+        return (causal & ~y_pad[:, None, None, :]) | itself
+
+    def _positions(self, t: int, start: int, shift: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """(t, d) or (R, t, d) decoder position embeddings; rows with ``shift`` leading pads start later."""
+        index = torch.arange(start, start + t, device=device)
+        if shift is None:
+            return self.dec_pos(index)
+        return self.dec_pos((index[None, :] - shift[:, None]).clamp(min=0))
+
+    def decode(
+        self, y: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor, y_pad: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal).
+        ``y_pad`` (B, T) marks leading padding (rows with a shorter forced prefix)."""
         t = y.shape[1]
-        h = self.drop(y + self.dec_pos.weight[:t])
-        causal = torch.ones(t, t, dtype=torch.bool, device=y.device).tril()
+        shift = None if y_pad is None else y_pad.sum(1)
+        h = self.drop(y + self._positions(t, 0, shift, y.device))
+        causal = self._self_mask(t, 0, y_pad, y.device)
         cross_mask = ~pad[:, None, None, :]
         for layer in self.decoder:
             n = layer.norm1(h)
@@ -152,15 +177,18 @@ class EncoderDecoder(nn.Module):
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
         return DecoderCache(cross, ~pad[:, None, None, :], 1, [None] * len(self.decoder), 0)
 
-    def decode_step(self, y: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+    def decode_step(self, y: torch.Tensor, cache: DecoderCache, y_pad: torch.Tensor | None = None) -> torch.Tensor:
         """y (B·W, T, d) the next T decoder inputs of each row (T > 1 for a forced prefix) → (B·W, T, d).
-        Appends to the cache."""
+        ``y_pad`` (B·W, T) marks leading padding, only in the first call. Appends to the cache."""
         t = y.shape[1]
         start = cache.length
-        h = self.drop(y + self.dec_pos.weight[start : start + t])
+        if y_pad is not None:
+            cache.self_pad, cache.shift = y_pad, y_pad.sum(1)
+        elif cache.self_pad is not None:
+            cache.self_pad = torch.cat([cache.self_pad, cache.self_pad.new_zeros(len(y), t)], dim=1)
+        h = self.drop(y + self._positions(t, start, cache.shift, y.device))
         total = start + t
-        # Causal among the new tokens; all cached ones are visible.
-        mask = torch.ones(t, total, dtype=torch.bool, device=y.device).tril(diagonal=start)
+        mask = self._self_mask(t, start, cache.self_pad, y.device)
         for i, layer in enumerate(self.decoder):
             k_new, v_new = layer.self_attn.project_kv(layer.norm1(h))
             past = cache.self_kv[i]
