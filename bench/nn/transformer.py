@@ -106,7 +106,7 @@ class DecoderCache:
     self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0
     self_pad: torch.Tensor | None = None  # (R, length) bool, True on padded decoder inputs
-    shift: torch.Tensor | None = None  # (R,) leading pads of each row: its positions start after them
+    real: torch.Tensor | None = None  # (R,) real (unpadded) inputs so far: the next one's position
 
     def select(self, index: torch.Tensor, width: int) -> None:
         """Keep decoding rows ``index`` (B·width,), which must stay grouped by input (beam reordering
@@ -114,7 +114,7 @@ class DecoderCache:
         self.width = width
         self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
         if self.self_pad is not None:
-            self.self_pad, self.shift = self.self_pad[index], self.shift[index]
+            self.self_pad, self.real = self.self_pad[index], self.real[index]
 
 
 class EncoderDecoder(nn.Module):
@@ -150,21 +150,18 @@ class EncoderDecoder(nn.Module):
         itself[:, start:] = torch.eye(t, dtype=torch.bool, device=device)
         return (causal & ~y_pad[:, None, None, :]) | itself
 
-    def _positions(self, t: int, start: int, shift: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """(t, d) or (R, t, d) decoder position embeddings; rows with ``shift`` leading pads start later."""
-        index = torch.arange(start, start + t, device=device)
-        if shift is None:
-            return self.dec_pos(index)
-        return self.dec_pos((index[None, :] - shift[:, None]).clamp(min=0))
+    def _positions(self, y_pad: torch.Tensor) -> torch.Tensor:
+        """(R, t, d): a token's position is the number of real tokens before it, so padding inside a
+        forced prefix shifts nothing."""
+        return self.dec_pos((torch.cumsum(~y_pad, dim=1) - 1).clamp(min=0))
 
     def decode(
         self, y: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor, y_pad: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal).
-        ``y_pad`` (B, T) marks leading padding (rows with a shorter forced prefix)."""
+        ``y_pad`` (B, T) marks padded inputs (rows with a shorter forced prefix); they are invisible."""
         t = y.shape[1]
-        shift = None if y_pad is None else y_pad.sum(1)
-        h = self.drop(y + self._positions(t, 0, shift, y.device))
+        h = self.drop(y + (self.dec_pos.weight[:t] if y_pad is None else self._positions(y_pad)))
         causal = self._self_mask(t, 0, y_pad, y.device)
         cross_mask = ~pad[:, None, None, :]
         for layer in self.decoder:
@@ -179,14 +176,19 @@ class EncoderDecoder(nn.Module):
 
     def decode_step(self, y: torch.Tensor, cache: DecoderCache, y_pad: torch.Tensor | None = None) -> torch.Tensor:
         """y (B·W, T, d) the next T decoder inputs of each row (T > 1 for a forced prefix) → (B·W, T, d).
-        ``y_pad`` (B·W, T) marks leading padding, only in the first call. Appends to the cache."""
+        ``y_pad`` (B·W, T) marks padded inputs, only in the first call. Appends to the cache."""
         t = y.shape[1]
         start = cache.length
         if y_pad is not None:
-            cache.self_pad, cache.shift = y_pad, y_pad.sum(1)
+            positions = self._positions(y_pad)
+            cache.self_pad, cache.real = y_pad, (~y_pad).sum(1)
         elif cache.self_pad is not None:
+            positions = self.dec_pos(cache.real[:, None] + torch.arange(t, device=y.device))
             cache.self_pad = torch.cat([cache.self_pad, cache.self_pad.new_zeros(len(y), t)], dim=1)
-        h = self.drop(y + self._positions(t, start, cache.shift, y.device))
+            cache.real = cache.real + t
+        else:
+            positions = self.dec_pos.weight[start : start + t]
+        h = self.drop(y + positions)
         total = start + t
         mask = self._self_mask(t, start, cache.self_pad, y.device)
         for i, layer in enumerate(self.decoder):

@@ -48,3 +48,16 @@ def test_leading_decoder_padding_is_invisible() -> None:
     cache = m.start_cache(memory, pad)
     steps = torch.cat([m.decode_step(y[:, :4], cache, y_pad[:, :4]), m.decode_step(y[:, 4:], cache)], dim=1)
     assert torch.allclose(steps[0, 2:], full[0, 2:], atol=1e-5) and torch.allclose(steps[1], full[1], atol=1e-5)
+
+
+def test_padding_inside_the_forced_prefix_is_invisible() -> None:
+    """[e, pad, pad, g1, g2, z] decodes like [e, g1, g2, z]: positions count real tokens only."""
+    m, memory, pad = _model()
+    y = torch.randn(1, 6, 32)
+    y_pad = torch.tensor([[False, True, True, False, False, False]])
+    full = m.decode(y, memory[:1], pad[:1], y_pad)
+    keep = ~y_pad[0]
+    assert torch.allclose(full[0, keep], m.decode(y[:, keep], memory[:1], pad[:1])[0], atol=1e-5)
+    cache = m.start_cache(memory[:1], pad[:1])
+    steps = torch.cat([m.decode_step(y[:, :5], cache, y_pad[:, :5]), m.decode_step(y[:, 5:], cache)], dim=1)
+    assert torch.allclose(steps[0, keep], full[0, keep], atol=1e-5)

@@ -1,0 +1,375 @@
+"""RCLRec: reverse-curriculum learning for sparse conversions in generative recommendation (arXiv 2603.28124).
+
+Reads top to bottom: config → network (encoder over interactions, behavior table whose rows are the
+decoder's BOS e_b, the Reverse Curriculum Prefix Module) → losses → the two training stages → inference.
+
+Stage 1 pre-trains the encoder-decoder on the next interaction of every behavior (decoder input
+[e_b ; z_target], Eq. 1) and caches θ0 per (split, seed, backbone and pre-training config), so every
+variant and sweep point starts from the same θ0. Stage 2 fine-tunes on conversions only: RCPM scores the
+encoder states with a pay-conditioned user query, takes the top-k items, and feeds their semantic tokens
+in ascending order of relevance as a decoder prefix [e_pay ; G ; z_target]; the NLL covers every decoder
+token (Eq. 6). A straight-through mask m = m_hard − sg(p) + p scales the prefix embeddings, so the loss
+reaches p, the query and the encoder. The quality-aware loss compares the target-token NLL with the
+prefix (current θ) against the frozen θ0 without prefix: L_qual = max(0, margin − (L_base − L_curr)).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data.log import BEHAVIORS, BUY
+from bench.data.split import Histories, Split
+from bench.hashing import config_hash
+from bench.nn.beam import PrefixTrie
+from bench.nn.codegen import CodeDecoder
+from bench.nn.transformer import BackboneConfig, EncoderDecoder
+from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
+from bench.training import autocast, train
+
+
+@dataclass(frozen=True)
+class RCLRecConfig:
+    # Backbone (paper: L = 4, 4 + 2 layers, d = 256, 8 heads).
+    d_model: int = 256
+    n_heads: int = 8
+    encoder_layers: int = 4
+    decoder_layers: int = 2
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_items: int = 50
+    user_buckets: int = 2000
+    """User-ID embedding rows (user index mod buckets), part of x_u with the log's user features."""
+    # Reverse curriculum (paper: k = 4, τ = 0.5, λ_qual = 0.1; margin "small").
+    k: int = 4
+    tau: float = 0.5
+    lam: float = 0.1
+    margin: float = 0.05
+    prefix: Literal["rcpm", "recent", "none"] = "rcpm"
+    """rcpm: the full model; recent: the k most recent items (Table 2's Recent-k); none: w/o RCPM."""
+    # Training.
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    pretrain_epochs: int = 50
+    pretrain_patience: int = 5
+    pretrain_samples_per_epoch: int = 0
+    """Next-interaction samples per pre-training epoch (seeded); 0 = all."""
+    epochs: int = 50
+    patience: int = 5
+    beam_width: int = 20
+
+
+PRETRAIN_FIELDS = (
+    "d_model", "n_heads", "encoder_layers", "decoder_layers", "d_ff", "dropout", "max_items", "user_buckets",
+    "learning_rate", "weight_decay", "batch_size", "pretrain_epochs", "pretrain_patience",
+    "pretrain_samples_per_epoch",
+)  # fmt: skip
+"""The fields θ0 depends on; k, τ, λ, margin and the prefix kind do not change it."""
+
+
+class RCLRecNet(nn.Module):
+    """Shapes: B batch, N history items, L semantic levels, d width, k curriculum length."""
+
+    def __init__(self, cfg: RCLRecConfig, vocab_sizes: tuple[int, ...], user_cardinalities: list[int]) -> None:
+        super().__init__()
+        self.levels = len(vocab_sizes)
+        backbone = EncoderDecoder(
+            BackboneConfig(
+                d_model=cfg.d_model,
+                n_heads=cfg.n_heads,
+                encoder_layers=cfg.encoder_layers,
+                decoder_layers=cfg.decoder_layers,
+                d_ff=cfg.d_ff,
+                dropout=cfg.dropout,
+                max_encoder_len=cfg.max_items,
+                max_decoder_len=1 + cfg.k * self.levels + self.levels,
+            )
+        )
+        self.codes = CodeDecoder(backbone, vocab_sizes)
+        self.behavior = nn.Embedding(len(BEHAVIORS), cfg.d_model)  # E; row b is the decoder BOS e_b
+        # x_u: a user-ID embedding and one embedding per user feature (demographics when the log has them).
+        self.user_id = nn.Embedding(cfg.user_buckets, cfg.d_model)
+        self.user_features = nn.ModuleList(nn.Embedding(c + 1, cfg.d_model) for c in user_cardinalities)
+        self.w_u = nn.Linear(cfg.d_model * (1 + len(user_cardinalities)), cfg.d_model)
+        self.query = nn.Sequential(nn.Linear(2 * cfg.d_model, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
+
+    def encode(self, codes: torch.Tensor, behaviors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes (B, N, L), behaviors (B, N), mask (B, N) True on real items → states (B, N, d), pad (B, N).
+        An interaction's embedding is the sum of its item's L code embeddings plus its behavior's."""
+        x = self.codes.embed_codes(codes).sum(dim=2) + self.behavior(behaviors.clamp(min=0))
+        pad = ~mask
+        return self.codes.backbone.encode(x, pad), pad
+
+    def user_query(self, users: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """q = MLP([W_u x_u ; e_pay]); users (B,), features (B, F) codes (-1 unknown) → (B, d)."""
+        parts = [self.user_id(users % self.user_id.num_embeddings)]
+        parts += [table(features[:, j] + 1) for j, table in enumerate(self.user_features)]
+        x_u = self.w_u(torch.cat(parts, dim=1))
+        e_pay = self.behavior.weight[BUY].expand(len(users), -1)
+        return self.query(torch.cat([x_u, e_pay], dim=1))
+
+
+def relevance(q: torch.Tensor, states: torch.Tensor, pad: torch.Tensor, tau: float) -> torch.Tensor:
+    """p = softmax(s / τ) with s_t = q·h_t / √d over real positions; (B, d), (B, N, d), (B, N) → (B, N)."""
+    s = torch.einsum("bd,bnd->bn", q.float(), states.float()) / math.sqrt(q.shape[-1])
+    return torch.softmax((s / tau).masked_fill(pad, -float("inf")), dim=-1)
+
+
+def select_top_k(p: torch.Tensor, pad: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the k largest p, in ASCENDING order of p (most relevant last, next to the target).
+
+    Returns index (B, k) and slot_pad (B, k) True on empty slots, which come first (histories with fewer
+    than k items use all of them)."""
+    k_eff = min(k, p.shape[1])
+    score = p.masked_fill(pad, -1.0)  # padding never wins over a real item (p >= 0)
+    top = score.topk(k_eff, dim=1).indices  # descending
+    index = top.flip(1)  # ascending: empty slots (score -1) first
+    slot_pad = score.gather(1, index) < 0
+    if k_eff < k:
+        fill = torch.zeros(len(p), k - k_eff, dtype=index.dtype, device=index.device)
+        index = torch.cat([fill, index], dim=1)
+        slot_pad = torch.cat([torch.ones_like(fill, dtype=torch.bool), slot_pad], dim=1)
+    return index, slot_pad
+
+
+def recent_k(pad: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most recent positions, most recent last (right-aligned histories: the last columns)."""
+    n = pad.shape[1]
+    index = torch.arange(max(0, n - k), n, device=pad.device).expand(len(pad), -1)
+    if n < k:
+        index = torch.cat([torch.zeros(len(pad), k - n, dtype=index.dtype, device=pad.device), index], dim=1)
+        slot_pad = torch.cat([torch.ones(len(pad), k - n, dtype=torch.bool, device=pad.device), pad.gather(1, index[:, k - n :])], dim=1)
+        return index, slot_pad
+    return index, pad.gather(1, index)
+
+
+def quality_loss(l_base: torch.Tensor, l_curr: torch.Tensor, margin: float) -> torch.Tensor:
+    """L_qual = mean over samples of max(0, margin − (L_base − L_curr)) (Eq. 8): the prefix must lower the
+    target-token NLL by at least ``margin`` against the frozen no-prefix θ0."""
+    return F.relu(margin - (l_base - l_curr)).mean()
+
+
+def straight_through(p: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """m = m_hard − sg(p) + p at the selected positions: exactly 1 forward, ∂m/∂p = 1 backward. (B, k)"""
+    chosen = p.gather(1, index)
+    return torch.ones_like(chosen) - chosen.detach() + chosen
+
+
+class RCLRec(GenerativeModel):
+    Config = RCLRecConfig
+
+    def __init__(self, config: RCLRecConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        ids = ctx.semantic_ids()
+        self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
+        self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)
+        self.beam_width = max(config.beam_width, self.list_size)
+        split = ctx.split
+        names = sorted(split.user_features)
+        self.user_feature_codes = torch.as_tensor(
+            np.stack([split.user_features[n] for n in names], axis=1) if names else np.zeros((split.n_users, 0), int),
+            device=ctx.device,
+        )
+        cardinalities = [int(split.user_features[n].max()) + 1 for n in names]
+        self.net = RCLRecNet(config, ids.vocab_sizes, cardinalities).to(ctx.device)
+        self.theta0: RCLRecNet | None = None
+
+    # ------------------------------------------------------------------------------- inputs
+
+    def _encode(self, net: RCLRecNet, h: Histories) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """→ encoder states (B, N, d), pad (B, N), item indices (B, N) of the history window."""
+        dev = self.ctx.device
+        items = torch.as_tensor(h.items[:, -self.config.max_items :], device=dev)
+        behaviors = torch.as_tensor(h.behaviors[:, -self.config.max_items :], device=dev)
+        states, pad = net.encode(self.item_codes[items.clamp(min=0)], behaviors, items >= 0)
+        return states, pad, items
+
+    def curriculum(
+        self, net: RCLRecNet, h: Histories, states: torch.Tensor, pad: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prefix: codes (B, k, L) of the selected items, slot_pad (B, k), mask m (B, k) and the
+        selected positions (B, k). The same function serves training and inference."""
+        k = self.config.k
+        if self.config.prefix == "recent":
+            index, slot_pad = recent_k(pad, k)
+            m = torch.ones(index.shape, device=states.device)
+        else:
+            users = torch.as_tensor(h.users, device=states.device)
+            q = net.user_query(users, self.user_feature_codes[users])
+            p = relevance(q, states, pad, self.config.tau)
+            index, slot_pad = select_top_k(p, pad, k)
+            m = straight_through(p, index)
+        codes = self.item_codes[items.gather(1, index).clamp(min=0)]
+        return codes, slot_pad, m, index
+
+    def _decoder_start(
+        self, net: RCLRecNet, b: int, codes: torch.Tensor | None, slot_pad: torch.Tensor | None, m: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[e_pay ; G]: (B, 1 + k·L, d) forced decoder inputs and their padding (empty slots, which lead G).
+        Each selected item's L token embeddings are multiplied by its m_t."""
+        e_pay = net.behavior.weight[BUY].expand(b, 1, -1)
+        no_pad = torch.zeros(b, 1, dtype=torch.bool, device=e_pay.device)
+        if codes is None:
+            return e_pay, no_pad
+        g = net.codes.embed_codes(codes) * m[:, :, None, None].to(e_pay.dtype)  # (B, k, L, d)
+        g_pad = slot_pad.repeat_interleave(codes.shape[2], dim=1)
+        return torch.cat([e_pay, g.reshape(b, -1, g.shape[-1])], dim=1), torch.cat([no_pad, g_pad], dim=1)
+
+    # ------------------------------------------------------------------------------- losses
+
+    def _token_nll(
+        self, net: RCLRecNet, memory: torch.Tensor, pad: torch.Tensor, start: torch.Tensor, start_pad: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        """Teacher-forced NLL of every decoder token after e_pay.
+
+        The decoder reads [start ; z[:-1]] where start = [e_pay ; G] (B, P, d); position j predicts
+        targets[:, j], with targets = [G's tokens ; z] (B, P − 1 + L), levels cycling 0 … L − 1 and −1
+        where nothing is predicted (padded slots). Returns (B, P − 1 + L), 0 where nothing is predicted.
+        """
+        levels = net.levels
+        b = len(targets)
+        z = targets[:, -levels:]
+        y = torch.cat([start, net.codes.embed_codes(z[:, :-1])], dim=1)
+        y_pad = torch.cat([start_pad, torch.zeros(b, levels - 1, dtype=torch.bool, device=y.device)], dim=1)
+        hidden = net.codes.backbone.decode(y, memory, pad, y_pad)  # (B, P − 1 + L, d)
+        nll = torch.zeros(targets.shape, device=y.device)
+        for level in range(levels):
+            cols = torch.arange(level, targets.shape[1], levels, device=y.device)
+            logp = torch.log_softmax(net.codes.heads[level](hidden[:, cols]).float(), dim=-1)
+            tok = targets[:, cols]
+            picked = logp.gather(2, tok.clamp(min=0)[..., None]).squeeze(2)
+            nll[:, cols] = torch.where(tok >= 0, -picked, torch.zeros_like(picked))
+        return nll
+
+    def sft_loss(self, h: Histories, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L_SFT + λ·L_qual on conversion samples: h their histories, target (B,) the converted items."""
+        net, cfg, levels = self.net, self.config, self.net.levels
+        states, pad, items = self._encode(net, h)
+        z = self.item_codes[target]  # (B, L)
+        b = len(target)
+        if cfg.prefix == "none":  # w/o RCPM: plain SFT on conversions
+            start, start_pad = self._decoder_start(net, b, None, None, None)
+            l_sft = self._token_nll(net, states, pad, start, start_pad, z).sum(1).mean()
+            return {"loss": l_sft, "sft": l_sft}
+        codes, slot_pad, m, _ = self.curriculum(net, h, states, pad, items)
+        start, start_pad = self._decoder_start(net, b, codes, slot_pad, m)
+        prefix_targets = torch.where(slot_pad[:, :, None], torch.full_like(codes, -1), codes).reshape(b, -1)
+        nll = self._token_nll(net, states, pad, start, start_pad, torch.cat([prefix_targets, z], dim=1))
+        l_sft = nll.sum(1).mean()  # Eq. 6: every decoder token, prefix and target
+        l_curr = nll[:, -levels:].mean(1)  # (B,) mean target-token NLL with the prefix, current θ
+        l_qual = quality_loss(self.base_nll(h, z), l_curr, cfg.margin)
+        return {"loss": l_sft + cfg.lam * l_qual, "sft": l_sft, "qual": l_qual}
+
+    @torch.no_grad()
+    def base_nll(self, h: Histories, z: torch.Tensor) -> torch.Tensor:
+        """L_base: (B,) mean target-token NLL without prefix under the frozen θ0 (no gradient)."""
+        states, pad, _ = self._encode(self.theta0, h)
+        start, start_pad = self._decoder_start(self.theta0, len(z), None, None, None)
+        return self._token_nll(self.theta0, states, pad, start, start_pad, z).mean(1)
+
+    # ------------------------------------------------------------------------------- training
+
+    def _samples(self, split: Split, conversions_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(user, position) of every training interaction after a user's first one (stage 1), or of every
+        training conversion with at least one earlier interaction (stage 2)."""
+        users, lengths = split.train_sequences()
+        user = np.repeat(users, np.maximum(lengths - 1, 0))
+        end = np.concatenate([np.arange(1, n) for n in lengths]) if len(lengths) else np.zeros(0, dtype=np.int64)
+        if conversions_only:
+            keep = split.behaviors[split.offsets[user] + end] == BUY
+            user, end = user[keep], end[keep]
+        return user, end
+
+    def _loop(self, split: Split, user: np.ndarray, end: np.ndarray, loss_fn, samples: int, desc: str,
+              epochs: int, patience: int, checkpoint) -> FitReport:  # fmt: skip
+        cfg, dev = self.config, self.ctx.device
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+        def run_epoch(epoch: int) -> float:
+            gen = torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch + (7 if desc.endswith("SFT") else 0))
+            order = torch.randperm(len(user), generator=gen).numpy()
+            if samples:
+                order = order[:samples]
+            total, batches = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                h = split.train_windows(user[idx], end[idx], cfg.max_items)
+                rows = split.offsets[user[idx]] + end[idx]
+                with autocast(dev):
+                    loss = loss_fn(h, torch.as_tensor(split.items[rows], device=dev), torch.as_tensor(split.behaviors[rows].astype(np.int64), device=dev))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+            return total / max(1, batches)
+
+        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
+                     epochs=epochs, patience=patience, checkpoint=checkpoint, desc=desc, progress=self.ctx.progress)  # fmt: skip
+
+    def pretrain_loss(self, h: Histories, target: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: NLL of the next interaction's tokens given the history and its behavior's BOS e_b."""
+        states, pad, _ = self._encode(self.net, h)
+        start = self.net.behavior(behavior)[:, None]
+        no_pad = torch.zeros(len(target), 1, dtype=torch.bool, device=start.device)
+        return self._token_nll(self.net, states, pad, start, no_pad, self.item_codes[target]).sum(1).mean()
+
+    def theta0_key(self) -> str:
+        pre = {f: getattr(self.config, f) for f in PRETRAIN_FIELDS}
+        return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{config_hash(pre)}"
+
+    def fit(self, split: Split) -> FitReport:
+        """Stage 1 (or θ0 from the cache), then stage 2 from θ0."""
+        cfg = self.config
+        cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
+        self._stage = "pretrain"
+        if cache is not None and cache.exists():
+            self.net.load_state_dict(torch.load(cache, map_location=self.ctx.device))
+            pre = FitReport(extra={"theta0": "cached"})
+        else:
+            user, end = self._samples(split, conversions_only=False)
+            ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
+            pre = self._loop(split, user, end, lambda h, t, b: self.pretrain_loss(h, t, b), cfg.pretrain_samples_per_epoch,
+                             "RCLRec pre-train", cfg.pretrain_epochs, cfg.pretrain_patience, ckpt)  # fmt: skip
+            if cache is not None:
+                from bench.io import atomic_path
+
+                with atomic_path(cache) as tmp:
+                    torch.save(self.net.state_dict(), tmp)
+        self.theta0 = copy.deepcopy(self.net).eval()
+        for p in self.theta0.parameters():
+            p.requires_grad_(False)
+        self._stage = "sft"
+        user, end = self._samples(split, conversions_only=True)
+        sft = self._loop(split, user, end, lambda h, t, b: self.sft_loss(h, t)["loss"], 0, "RCLRec SFT",
+                         cfg.epochs, cfg.patience, self.ctx.checkpoint)  # fmt: skip
+        sft.extra["pretrain"] = dataclasses.asdict(pre)
+        sft.extra["sft_samples"] = int(len(user))
+        return sft
+
+    # ------------------------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def recommend(self, histories: Histories, k: int) -> np.ndarray:
+        """RCPM builds the prefix exactly as in training; [e_pay ; G] is forced, then beam search."""
+        net = self.net.eval()
+        with autocast(self.ctx.device):
+            states, pad, items = self._encode(net, histories)
+            b = len(histories)
+            if self.config.prefix == "none" or getattr(self, "_stage", "sft") == "pretrain":
+                start, start_pad = self._decoder_start(net, b, None, None, None)
+            else:
+                codes, slot_pad, m, _ = self.curriculum(net, histories, states, pad, items)
+                start, start_pad = self._decoder_start(net, b, codes, slot_pad, m)
+            out, _ = net.codes.generate(states, pad, start, self.trie, max(self.beam_width, k), k, start_pad=start_pad)
+        return out.cpu().numpy()

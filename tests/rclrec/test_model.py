@@ -1,0 +1,140 @@
+"""One test per mechanism of RCLRec (SPEC §3)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.split import SplitConfig, build_split
+from bench.recommender import Context
+from bench.semantic_ids import SemanticIdConfig
+from rclrec.model import RCLRec, RCLRecConfig, quality_loss, relevance, select_top_k, straight_through
+from tests.conftest import make_log
+
+TINY = RCLRecConfig(
+    d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0, max_items=8, user_buckets=16,
+    pretrain_epochs=1, pretrain_patience=1, epochs=1, patience=1, batch_size=64,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def split():
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        n = int(rng.integers(3, 10))
+        items = rng.integers(0, 25, n + 2)
+        # position 1 is a purchase too early to be a target (min_history = 2): a training conversion for SFT
+        rows += [(f"u{u}", f"i{it}", "buy" if t == 1 else "click", t) for t, it in enumerate(items[:n])]
+        rows += [(f"u{u}", f"i{items[n]}", "buy", n), (f"u{u}", f"i{items[n]}", "click", n + 1), (f"u{u}", f"i{items[n + 1]}", "buy", n + 2)]
+    return build_split(make_log(rows), SplitConfig(min_history=2, max_history=8))
+
+
+def _model(split, tmp_path: Path | None = None, **overrides) -> RCLRec:
+    torch.manual_seed(0)
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False, cache_dir=tmp_path,
+                  semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
+    return RCLRec(dataclasses.replace(TINY, **overrides), ctx)
+
+
+def _batch(model: RCLRec, split):
+    h = split.histories(split.test)
+    model.net.eval()
+    states, pad, items = model._encode(model.net, h)
+    return h, states, pad, items
+
+
+def test_forward_prefix_is_the_hard_top_k(split) -> None:
+    model = _model(split)
+    h, states, pad, items = _batch(model, split)
+    codes, slot_pad, m, index = model.curriculum(model.net, h, states, pad, items)
+    users = torch.as_tensor(h.users)
+    p = relevance(model.net.user_query(users, model.user_feature_codes[users]), states, pad, TINY.tau)
+    for row in range(len(h)):
+        real = int((~pad[row]).sum())
+        expected = set(torch.topk(p[row], min(4, real)).indices.tolist())
+        assert set(index[row][~slot_pad[row]].tolist()) == expected
+    assert torch.equal(m, torch.ones_like(m))  # exactly 1 in the forward pass
+    assert torch.equal(codes[~slot_pad], model.item_codes[items.gather(1, index)][~slot_pad])
+
+
+def test_prefix_is_in_ascending_order_of_p(split) -> None:
+    model = _model(split)
+    h, states, pad, items = _batch(model, split)
+    users = torch.as_tensor(h.users)
+    p = relevance(model.net.user_query(users, model.user_feature_codes[users]), states, pad, TINY.tau)
+    index, slot_pad = select_top_k(p, pad, 4)
+    chosen = p.gather(1, index).masked_fill(slot_pad, -1.0)
+    assert torch.all(chosen[:, 1:] >= chosen[:, :-1])  # empty slots first, most relevant last
+
+
+def test_histories_shorter_than_k_use_every_item(split) -> None:
+    p = torch.tensor([[0.0, 0.0, 0.7, 0.3], [0.1, 0.2, 0.3, 0.4]])
+    pad = torch.tensor([[True, True, False, False], [False, False, False, False]])
+    index, slot_pad = select_top_k(p, pad, 3)
+    assert slot_pad.tolist() == [[True, False, False], [False, False, False]]
+    assert index[0, 1:].tolist() == [3, 2] and index[1].tolist() == [1, 2, 3]
+    model = _model(split)
+    short = split.histories(split.test, max_len=2)  # every history has 2 items < k = 4
+    assert model.recommend(short, 10).shape == (len(short), 10)
+
+
+def test_gradients_reach_p_q_and_the_encoder_through_the_mask(split, tmp_path: Path) -> None:
+    model = _model(split, lam=0.0)
+    model.theta0 = model.net  # unused with λ = 0
+    model.net.train()
+    users, ends = split.test.user[:16], split.test.pos[:16]
+    h = split.histories(split.test.take(slice(0, 16)))
+    loss = model.sft_loss(h, torch.as_tensor(split.test.item[:16]))["loss"]
+    loss.backward()
+    # The selection itself is not differentiable: q's parameters get gradient only through m.
+    assert model.net.query[0].weight.grad.abs().sum() > 0
+    assert model.net.w_u.weight.grad.abs().sum() > 0
+    assert model.net.codes.backbone.encoder[0].attn.q.weight.grad.abs().sum() > 0
+    p = torch.tensor([[0.2, 0.5, 0.3]], requires_grad=True)
+    straight_through(p, torch.tensor([[1, 2]])).sum().backward()
+    assert p.grad.tolist() == [[0.0, 1.0, 1.0]]
+    del users, ends
+
+
+def test_quality_loss_is_the_hinge_by_hand() -> None:
+    base, curr = torch.tensor([1.0, 1.0, 2.0]), torch.tensor([0.9, 0.98, 2.5])
+    # gains 0.1, 0.02, -0.5 → hinge(0.05 − gain) = 0, 0.03, 0.55 → mean 0.19333
+    assert quality_loss(base, curr, 0.05).item() == pytest.approx(0.58 / 3)
+
+
+def test_theta0_is_frozen_and_unchanged_by_sft(split, tmp_path: Path) -> None:
+    model = _model(split, tmp_path, epochs=2, patience=2)
+    model.fit(split)
+    cached = torch.load(next(tmp_path.glob("*rclrec-theta0*.pt")))
+    assert all(not p.requires_grad and p.grad is None for p in model.theta0.parameters())
+    for name, value in model.theta0.state_dict().items():
+        assert torch.equal(value, cached[name]), name
+    changed = any(not torch.equal(v, cached[k]) for k, v in model.net.state_dict().items())
+    assert changed  # SFT did train θ (on the split's training conversions)
+    again = _model(split, tmp_path, k=2)  # another k reuses the same θ0
+    assert again.theta0_key() == model.theta0_key()
+
+
+def test_inference_selects_what_training_selects(split) -> None:
+    model = _model(split)
+    model.theta0 = model.net
+    seen: list[torch.Tensor] = []
+    original = model.curriculum
+
+    def spy(*args):
+        out = original(*args)
+        seen.append(out[3])
+        return out
+
+    model.curriculum = spy
+    h = split.histories(split.test)
+    model.net.eval()
+    with torch.no_grad():
+        model.sft_loss(h, torch.as_tensor(split.test.item))
+    model.recommend(h, 10)
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])
