@@ -48,6 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
     run.add_argument("--no-report", action="store_true", help="skip writing the tables at the end")
 
+    ablate = sub.add_parser("ablate", help="RCLRec and its three ablations, then Table 2")
+    _common(ablate)
+    ablate.add_argument("--seeds", type=int, default=None)
+    ablate.add_argument("--results-dir", type=Path, default=Path("results"))
+    ablate.add_argument("--device", default=None)
+
+    sweep = sub.add_parser("sweep", help="one RCLRec parameter over several values, then Figure 3")
+    sweep.add_argument("--param", required=True, help="a numeric field of the model's config: k, tau, lam, margin, …")
+    sweep.add_argument("--values", required=True, help="comma-separated values, e.g. 1,2,3,4,5,6")
+    sweep.add_argument("--model", default="rclrec")
+    _common(sweep)
+    sweep.add_argument("--seeds", type=int, default=None)
+    sweep.add_argument("--results-dir", type=Path, default=Path("results"))
+    sweep.add_argument("--device", default=None)
+
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
     report.add_argument("--dataset", default="synthetic")
     report.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -87,18 +102,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bench import report, runner
     from bench.config import load_dataset, model_names
 
+    device = _device(getattr(args, "device", None))
     if args.command == "run":
         models = report.table_order([m for m in model_names() if "-" not in m]) if args.all else args.models
-        device = torch.device(args.device) if args.device else None
-        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-            raise BenchError(f"--device {args.device}: CUDA is not available on this machine")
         failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
         if not args.no_report:
             _print_paths(report.table1(args.results_dir, args.dataset))
-        if failed:
-            print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-            return 1
-        return 0
+        return _failures(failed)
+    if args.command == "ablate":
+        failed = runner.run(report.ABLATIONS, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
+        _print_paths(report.table2(args.results_dir, args.dataset))
+        return _failures(failed)
+    if args.command == "sweep":
+        from bench import figure
+
+        values = _sweep_values(args.model, args.param, args.values, args.profile)
+        variants = {figure.sweep_name(args.model, args.param, v): (args.model, {args.param: v}) for v in values}
+        failed = runner.run(list(variants), args.dataset, args.data, args.profile, args.seeds, args.results_dir, device,
+                            variants=variants)  # fmt: skip
+        _print_paths(figure.figure3(args.results_dir, args.dataset, args.model, args.param, values))
+        return _failures(failed)
     if args.command == "report":
         _print_paths(report.table1(args.results_dir, args.dataset))
         return 0
@@ -119,7 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bench import benchmarks
 
         torch.set_num_threads(args.threads)
-        device = torch.device(args.device) if args.device else runner.default_device()
+        device = device or runner.default_device()
         out = benchmarks.beam(args.users, args.beam, 10, args.results_dir, device)
         print(
             f"beam search, {out['users']} users, {out['items']} items, beam {out['beam_width']}, {device}, "
@@ -130,6 +153,46 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     raise AssertionError(args)
+
+
+def _device(name: str | None):  # noqa: ANN202 - torch imported lazily
+    import torch
+
+    if name is None:
+        return None
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def _failures(failed: list[str]) -> int:
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sweep_values(model: str, param: str, text: str, profile: str) -> list[float | int]:
+    """Parse --values by the type of the model config's field; only numeric fields can be swept."""
+    import dataclasses
+    import typing
+
+    from bench.config import load_model
+    from bench.recommender import resolve
+
+    config = resolve(load_model(model, profile).target).Config
+    hints = typing.get_type_hints(config)
+    if param not in hints or hints[param] not in (int, float):
+        numeric = [f.name for f in dataclasses.fields(config) if hints[f.name] in (int, float)]
+        raise BenchError(f"--param {param}: not a numeric parameter of {model} (numeric: {', '.join(numeric)})")
+    try:
+        values = [hints[param](v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BenchError(f"--values {text}: expected comma-separated {hints[param].__name__} values") from None
+    if not values:
+        raise BenchError("--values: expected at least one value")
+    return values
 
 
 def _print_paths(paths: dict[str, Path]) -> None:

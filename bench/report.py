@@ -34,7 +34,11 @@ DISPLAY = {
     "mbgen": "MBGen",
     "gear": "GEAR",
     "rclrec": "RCLRec",
+    "rclrec-no-rcpm": "w/o RCPM",
+    "rclrec-recent-k": "Recent-k curriculum",
+    "rclrec-no-qal": "w/o quality-aware loss",
 }
+ABLATIONS = ["rclrec", "rclrec-no-rcpm", "rclrec-recent-k", "rclrec-no-qal"]
 ORDER = list(DISPLAY)
 
 
@@ -131,7 +135,7 @@ def _fmt(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool) -> list[list[str]]:
+def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, improvement: bool = True) -> list[list[str]]:
     bold, under, dagger = (
         (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}", "$^\\dagger$")
         if latex
@@ -156,17 +160,17 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool) 
             improv.append(f"{gain:+.2f}\\%" if latex else f"{gain:+.2f}%")
         else:
             improv.append("–")
-    return rows + [improv]
+    return rows + [improv] if improvement else rows
 
 
-def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str) -> str:
-    body = tabulate(rows[:-1], headers=headers, tablefmt="latex_raw").splitlines()
+def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str, improvement: bool = True) -> str:
+    body = tabulate(rows[:-1] if improvement else rows, headers=headers, tablefmt="latex_raw").splitlines()
     # tabulate's latex_raw: \begin{tabular}{…} \hline header \\ \hline rows… \hline \end{tabular};
     # rebuild with booktabs rules and an "Improv." row below a midrule.
     spec = "l" + "r" * (len(headers) - 1)
     lines = [line for line in body if line.strip() not in ("\\hline",) and not line.startswith("\\begin") and not line.startswith("\\end")]
     head, rest = lines[0], lines[1:]
-    improv = " & ".join(rows[-1]) + " \\\\"
+    improv = ["\\midrule", " & ".join(rows[-1]) + " \\\\"] if improvement else []
     return "\n".join(
         [
             "\\begin{table}[t]",
@@ -178,8 +182,7 @@ def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str) 
             head,
             "\\midrule",
             *rest,
-            "\\midrule",
-            improv,
+            *improv,
             "\\bottomrule",
             "\\end{tabular}",
             "\\end{table}",
@@ -194,6 +197,7 @@ def write_table(
     title: str,
     models: Sequence[str] | None = None,
     reference: str | None = None,
+    improvement: bool = True,
 ) -> dict[str, Path]:
     """Write ``<stem>.md``, ``<stem>.tex`` and ``<stem>_stats.json`` for the results in ``folder``.
 
@@ -204,12 +208,12 @@ def write_table(
         reference = max(results, key=lambda r: r.mean("ndcg@10")).name
     sig = significance(results, reference)
     headers = ["Method", *(HEADERS[m] for m in METRICS)]
-    md_rows = _cells(results, sig, reference, latex=False)
-    tex_rows = _cells(results, sig, reference, latex=True)
+    md_rows = _cells(results, sig, reference, latex=False, improvement=improvement)
+    tex_rows = _cells(results, sig, reference, latex=True, improvement=improvement)
     n_targets = len(results[0].is_repeat)
     legend = (
         f"Metrics in % on {n_targets} test conversion targets (full ranking), mean over seeds. Best in bold, "
-        f"second underlined; Improv. = relative gain of the best over the second best. † = differs from "
+        f"second underlined{'; Improv. = relative gain of the best over the second best' if improvement else ''}. † = differs from "
         f"{display(reference)} (two-sided paired Wilcoxon signed-rank on per-target values, Holm-corrected "
         f"across the models of this table, p < {ALPHA})."
     )
@@ -261,7 +265,7 @@ def write_table(
     ]
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
-    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$"), f"tab:{stem}")
+    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$"), f"tab:{stem}", improvement)
     tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
     stats = {
         "fingerprint": fingerprint,
@@ -290,3 +294,12 @@ def table1(results_dir: Path, dataset: str) -> dict[str, Path]:
     # Table 1 compares methods; ablation variants ("rclrec-…") belong to Table 2.
     models = table_order([p.name for p in folder.iterdir() if p.is_dir() and "-" not in p.name and any(p.glob("seed*.json"))])
     return write_table(folder, "table1", f"Table 1: overall performance on {dataset}", models, reference="rclrec")
+
+
+def table2(results_dir: Path, dataset: str) -> dict[str, Path]:
+    """The ablation table: the full model and its three variants, each tested against the full model."""
+    folder = results_dir / dataset
+    present = [m for m in ABLATIONS if any((folder / m).glob("seed*.json"))] if folder.is_dir() else []
+    if not present:
+        raise BenchError(f"{folder}: no ablation results (run 'python -m bench ablate' first)")
+    return write_table(folder, "table2", f"Table 2: ablation of RCLRec on {dataset}", present, "rclrec", improvement=False)

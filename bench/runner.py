@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,12 +127,19 @@ def versions() -> dict[str, str]:
 
 
 def plan(
-    models: Sequence[str], ds: DatasetConfig, profile: Profile, seeds: int, results_dir: Path
+    models: Sequence[str],
+    ds: DatasetConfig,
+    profile: Profile,
+    seeds: int,
+    results_dir: Path,
+    variants: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> list[Job]:
-    """Resolve every model and config before anything runs, so a typo fails before hours of training."""
+    """Resolve every model and config before anything runs, so a typo fails before hours of training.
+    ``variants`` maps a result name to (model, parameter overrides), e.g. a sweep point."""
     jobs = []
     for name in models:
-        spec = load_model(name, profile.name)
+        base, overrides = (variants or {}).get(name, (name, {}))
+        spec = dataclasses.replace(load_model(base, profile.name, overrides), name=name)
         config = from_dict(resolve(spec.target).Config, spec.params, spec.source)
         for seed in range(seeds):
             jobs.append(Job(spec, config, seed, results_dir / ds.name / name / f"seed{seed}.json"))
@@ -154,6 +161,7 @@ def run(
     results_dir: Path = Path("results"),
     device: torch.device | None = None,
     progress: bool = True,
+    variants: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> list[str]:
     """Run every (model, seed) job on one shared split; returns the names of the jobs that failed."""
     profile, _ = load_profile(profile_name)
@@ -161,7 +169,7 @@ def run(
     n_seeds = seeds if seeds is not None else profile.seeds
     if n_seeds < 1:
         raise BenchError("--seeds must be at least 1")
-    jobs = plan(models, ds, profile, n_seeds, results_dir)
+    jobs = plan(models, ds, profile, n_seeds, results_dir, variants)
     split = prepare_split(ds, cache_dir(results_dir))
     device = device or default_device()
     torch.set_num_threads(profile.threads)

@@ -28,6 +28,7 @@ from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
+from bench.errors import BenchError
 from bench.hashing import config_hash
 from bench.nn.beam import PrefixTrie
 from bench.nn.codegen import CodeDecoder
@@ -53,6 +54,8 @@ class RCLRecConfig:
     tau: float = 0.5
     lam: float = 0.1
     margin: float = 0.05
+    max_prefix_items: int = 8
+    """Upper bound on k: sizes the decoder's positions, so θ0 is shared by every k of a sweep."""
     prefix: Literal["rcpm", "recent", "none"] = "rcpm"
     """rcpm: the full model; recent: the k most recent items (Table 2's Recent-k); none: w/o RCPM."""
     # Training.
@@ -70,6 +73,7 @@ class RCLRecConfig:
 
 PRETRAIN_FIELDS = (
     "d_model", "n_heads", "encoder_layers", "decoder_layers", "d_ff", "dropout", "max_items", "user_buckets",
+    "max_prefix_items",
     "learning_rate", "weight_decay", "batch_size", "pretrain_epochs", "pretrain_patience",
     "pretrain_samples_per_epoch",
 )  # fmt: skip
@@ -91,7 +95,7 @@ class RCLRecNet(nn.Module):
                 d_ff=cfg.d_ff,
                 dropout=cfg.dropout,
                 max_encoder_len=cfg.max_items,
-                max_decoder_len=1 + cfg.k * self.levels + self.levels,
+                max_decoder_len=1 + cfg.max_prefix_items * self.levels + self.levels,
             )
         )
         self.codes = CodeDecoder(backbone, vocab_sizes)
@@ -169,6 +173,10 @@ class RCLRec(GenerativeModel):
 
     def __init__(self, config: RCLRecConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
+        if not 1 <= config.k <= config.max_prefix_items:
+            raise BenchError(f"rclrec: k = {config.k} must be between 1 and max_prefix_items = {config.max_prefix_items}")
+        if config.prefix not in ("rcpm", "recent", "none"):
+            raise BenchError(f"rclrec: prefix '{config.prefix}' is not one of rcpm, recent, none")
         ids = ctx.semantic_ids()
         self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
         self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)

@@ -124,3 +124,28 @@ def test_one_failing_model_does_not_stop_the_others(tmp_path: Path) -> None:
     assert (out / "synthetic" / "pop" / "seed0.json").exists()
     assert not (out / "synthetic" / "broken" / "seed0.json").exists()
     assert "deliberately broken" in (out / "synthetic" / "broken" / "seed0.error.log").read_text()
+
+
+def test_ablate_writes_table2_with_four_rows(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = bench("ablate", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    md = (out / "synthetic" / "table2.md").read_text().split("Metrics in")[0]
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["RCLRec", "w/o RCPM", "Recent-k curriculum", "w/o quality-aware loss"]
+    assert "Improv." not in md and (out / "synthetic" / "table2.tex").exists()
+    stats = json.loads((out / "synthetic" / "table2_stats.json").read_text())
+    assert stats["reference"] == "rclrec" and set(stats["comparisons"]) == {"rclrec-no-rcpm", "rclrec-recent-k", "rclrec-no-qal"}
+    assert len(list((out / ".cache" / "splits").glob("*theta0*.pt"))) == 1  # θ0 trained once, shared by the variants
+
+
+def test_sweep_writes_figure3(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = bench("sweep", "--param", "k", "--values", "1,2", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = out / "synthetic"
+    assert (folder / "figure3.png").stat().st_size > 0 and (folder / "figure3.pdf").stat().st_size > 0
+    lines = (folder / "figure3.csv").read_text().splitlines()
+    assert lines[0].startswith("value,seeds,recall@5") and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    bad = bench("sweep", "--param", "prefix", "--values", "1", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert bad.returncode == 2 and "not a numeric parameter" in bad.stderr
