@@ -138,3 +138,35 @@ def test_inference_selects_what_training_selects(split) -> None:
         model.sft_loss(h, torch.as_tensor(split.test.item))
     model.recommend(h, 10)
     assert len(seen) == 2 and torch.equal(seen[0], seen[1])
+
+
+def test_rcpm_learns_to_pick_the_interaction_that_decides_the_conversion() -> None:
+    """Each episode: six noise clicks with one cart of a key item at a random place, then a purchase of
+    that key item. With k = 1, the fine-tuned RCPM must choose the key item far more often than chance."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(200):
+        t = 0
+        for _ in range(5):
+            key, at = int(rng.integers(30, 40)), int(rng.integers(0, 6))
+            for j in range(6):
+                if j == at:
+                    rows.append((f"u{u}", f"i{key}", "cart", t))
+                    t += 1
+                rows.append((f"u{u}", f"i{int(rng.integers(0, 30))}", "click", t))
+                t += 1
+            rows.append((f"u{u}", f"i{key}", "buy", t))
+            t += 1
+    split = build_split(make_log(rows), SplitConfig(min_history=3, max_history=8))
+    config = dataclasses.replace(TINY, k=1, pretrain_epochs=3, pretrain_patience=3, epochs=8, patience=8, learning_rate=3e-3)
+    torch.manual_seed(0)
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False,
+                  semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
+    model = RCLRec(config, ctx)
+    model.fit(split)
+    h, states, pad, items = _batch(model, split)
+    with torch.no_grad():
+        _, _, _, index = model.curriculum(model.net, h, states, pad, items)
+    share = (items.gather(1, index)[:, -1].numpy() == split.test.item).mean()
+    chance = 1 / float((~pad).sum(1).float().mean())
+    assert share > 0.7 and share > 4 * chance
