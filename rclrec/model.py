@@ -146,14 +146,12 @@ def select_top_k(p: torch.Tensor, pad: torch.Tensor, k: int) -> tuple[torch.Tens
 
 
 def recent_k(pad: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k most recent positions, most recent last (right-aligned histories: the last columns)."""
+    """The k most recent positions, most recent last (histories are right-aligned: the last k columns);
+    slots beyond a short history are empty. (B, N) → index (B, k), slot_pad (B, k)."""
     n = pad.shape[1]
-    index = torch.arange(max(0, n - k), n, device=pad.device).expand(len(pad), -1)
-    if n < k:
-        index = torch.cat([torch.zeros(len(pad), k - n, dtype=index.dtype, device=pad.device), index], dim=1)
-        slot_pad = torch.cat([torch.ones(len(pad), k - n, dtype=torch.bool, device=pad.device), pad.gather(1, index[:, k - n :])], dim=1)
-        return index, slot_pad
-    return index, pad.gather(1, index)
+    cols = torch.arange(n - k, n, device=pad.device)  # negative where the window is shorter than k
+    index = cols.clamp(min=0).expand(len(pad), -1)
+    return index, (cols < 0) | pad.gather(1, index)
 
 
 def quality_loss(l_base: torch.Tensor, l_curr: torch.Tensor, margin: float) -> torch.Tensor:
@@ -190,6 +188,8 @@ class RCLRec(GenerativeModel):
         cardinalities = [int(split.user_features[n].max()) + 1 for n in names]
         self.net = RCLRecNet(config, ids.vocab_sizes, cardinalities).to(ctx.device)
         self.theta0: RCLRecNet | None = None
+        self.stage: Literal["pretrain", "sft"] = "sft"
+        """During pre-training, validation decodes from [e_pay] alone (no RCPM has been trained yet)."""
 
     # ------------------------------------------------------------------------------- inputs
 
@@ -340,7 +340,7 @@ class RCLRec(GenerativeModel):
         """Stage 1 (or θ0 from the cache), then stage 2 from θ0."""
         cfg = self.config
         cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
-        self._stage = "pretrain"
+        self.stage = "pretrain"
         if cache is not None and cache.exists():
             self.net.load_state_dict(torch.load(cache, map_location=self.ctx.device))
             pre = FitReport(extra={"theta0": "cached"})
@@ -357,7 +357,7 @@ class RCLRec(GenerativeModel):
         self.theta0 = copy.deepcopy(self.net).eval()
         for p in self.theta0.parameters():
             p.requires_grad_(False)
-        self._stage = "sft"
+        self.stage = "sft"
         user, end = self._samples(split, conversions_only=True)
         sft = self._loop(split, user, end, lambda h, t, b: self.sft_loss(h, t)["loss"], 0, "RCLRec SFT",
                          cfg.epochs, cfg.patience, self.ctx.checkpoint)  # fmt: skip
@@ -374,7 +374,7 @@ class RCLRec(GenerativeModel):
         with autocast(self.ctx.device):
             states, pad, items = self._encode(net, histories)
             b = len(histories)
-            if self.config.prefix == "none" or getattr(self, "_stage", "sft") == "pretrain":
+            if self.config.prefix == "none" or self.stage == "pretrain":
                 start, start_pad = self._decoder_start(net, b, None, None, None)
             else:
                 codes, slot_pad, m, _ = self.curriculum(net, histories, states, pad, items)

@@ -12,7 +12,7 @@ import torch
 from bench.data.split import SplitConfig, build_split
 from bench.recommender import Context
 from bench.semantic_ids import SemanticIdConfig
-from rclrec.model import RCLRec, RCLRecConfig, quality_loss, relevance, select_top_k, straight_through
+from rclrec.model import RCLRec, RCLRecConfig, quality_loss, recent_k, relevance, select_top_k, straight_through
 from tests.conftest import make_log
 
 TINY = RCLRecConfig(
@@ -78,6 +78,10 @@ def test_histories_shorter_than_k_use_every_item(split) -> None:
     index, slot_pad = select_top_k(p, pad, 3)
     assert slot_pad.tolist() == [[True, False, False], [False, False, False]]
     assert index[0, 1:].tolist() == [3, 2] and index[1].tolist() == [1, 2, 3]
+    index, slot_pad = recent_k(pad, 3)
+    assert index.tolist() == [[1, 2, 3], [1, 2, 3]] and slot_pad.tolist() == [[True, False, False], [False] * 3]
+    index, slot_pad = recent_k(pad, 6)  # longer than the window: two empty slots first
+    assert slot_pad[1].tolist() == [True, True, False, False, False, False] and index[1, 2:].tolist() == [0, 1, 2, 3]
     model = _model(split)
     short = split.histories(split.test, max_len=2)  # every history has 2 items < k = 4
     assert model.recommend(short, 10).shape == (len(short), 10)
@@ -87,7 +91,6 @@ def test_gradients_reach_p_q_and_the_encoder_through_the_mask(split, tmp_path: P
     model = _model(split, lam=0.0)
     model.theta0 = model.net  # unused with λ = 0
     model.net.train()
-    users, ends = split.test.user[:16], split.test.pos[:16]
     h = split.histories(split.test.take(slice(0, 16)))
     loss = model.sft_loss(h, torch.as_tensor(split.test.item[:16]))["loss"]
     loss.backward()
@@ -98,7 +101,6 @@ def test_gradients_reach_p_q_and_the_encoder_through_the_mask(split, tmp_path: P
     p = torch.tensor([[0.2, 0.5, 0.3]], requires_grad=True)
     straight_through(p, torch.tensor([[1, 2]])).sum().backward()
     assert p.grad.tolist() == [[0.0, 1.0, 1.0]]
-    del users, ends
 
 
 def test_quality_loss_is_the_hinge_by_hand() -> None:
