@@ -21,7 +21,7 @@ from bench.nn.beam import PrefixTrie
 from bench.nn.codegen import CodeDecoder
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
 from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
-from bench.training import autocast, train
+from bench.training import autocast, minibatch_epoch, train
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,7 @@ class TIGERNet(nn.Module):
     def __init__(self, cfg: TIGERConfig, vocab_sizes: tuple[int, ...]) -> None:
         super().__init__()
         levels = len(vocab_sizes)
-        backbone = EncoderDecoder(
-            BackboneConfig(
-                d_model=cfg.d_model,
-                n_heads=cfg.n_heads,
-                encoder_layers=cfg.encoder_layers,
-                decoder_layers=cfg.decoder_layers,
-                d_ff=cfg.d_ff,
-                dropout=cfg.dropout,
-                max_encoder_len=cfg.max_items * (levels + 1) + 1,
-                max_decoder_len=levels + 1,
-            )
-        )
+        backbone = EncoderDecoder(BackboneConfig.of(cfg, cfg.max_items * (levels + 1) + 1, levels + 1))
         self.codes = CodeDecoder(backbone, vocab_sizes)  # one code table for encoder and decoder inputs
         self.sep = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
         self.bos = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
@@ -100,34 +89,20 @@ class TIGER(GenerativeModel):
         return self.net.encode(codes, mask, torch.as_tensor(h.users, device=self.ctx.device))
 
     def fit(self, split: Split) -> FitReport:
-        users, lengths = split.train_sequences()
-        # Every training interaction after the first is a next-item target.
-        sample_user = np.repeat(users, np.maximum(lengths - 1, 0))
-        sample_end = np.concatenate([np.arange(1, n) for n in lengths]) if len(lengths) else np.zeros(0, int)
-        optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
+        user, end = split.next_item_samples()  # every training interaction after the first, any behavior
         cfg, device = self.config, self.ctx.device
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+        def loss_of(idx: np.ndarray) -> torch.Tensor:
+            h = split.train_windows(user[idx], end[idx], cfg.max_items)
+            target = torch.as_tensor(split.items[split.offsets[user[idx]] + end[idx]], device=device)
+            memory, pad = self._encode(h)
+            start = self.net.bos.expand(len(idx), -1, -1)
+            return self.net.codes.nll(memory, pad, start, self.item_codes[target]).sum(1).mean()
 
         def run_epoch(epoch: int) -> float:
-            order = torch.randperm(len(sample_user), generator=torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch)).numpy()
-            if cfg.samples_per_epoch:
-                order = order[: cfg.samples_per_epoch]
-            total, batches = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
-                u, end = sample_user[idx], sample_end[idx]
-                h = split.train_windows(u, end, cfg.max_items)
-                target = torch.as_tensor(split.items[split.offsets[u] + end], device=device)
-                with autocast(device):
-                    memory, pad = self._encode(h)
-                    start_emb = self.net.bos.expand(len(idx), -1, -1)
-                    loss = self.net.codes.nll(memory, pad, start_emb, self.item_codes[target]).sum(1).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total, batches = total + loss.item(), batches + 1
-            return total / max(1, batches)
+            seed = self.ctx.seed * 100_003 + epoch
+            return minibatch_epoch(len(user), cfg.batch_size, seed, cfg.samples_per_epoch, optimizer, device, loss_of)
 
         return train(
             self.net,

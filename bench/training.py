@@ -57,6 +57,32 @@ class EarlyStopping:
         self.__dict__.update(state)
 
 
+def minibatch_epoch(
+    n: int,
+    batch_size: int,
+    seed: int,
+    samples: int,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    loss_of: Callable[[np.ndarray], torch.Tensor],
+) -> float:
+    """One epoch over ``n`` samples in a seeded random order (``samples`` > 0 draws only that many):
+    ``loss_of(indices)`` under autocast, backward, step. The order depends only on ``seed``, so a resumed
+    epoch sees the same batches. Returns the mean batch loss."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    if samples:
+        order = order[:samples]
+    total, batches = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        with autocast(device):
+            loss = loss_of(order[start : start + batch_size])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, batches = total + loss.item(), batches + 1
+    return total / max(1, batches)
+
+
 def _rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 

@@ -34,7 +34,7 @@ from bench.nn.beam import PrefixTrie
 from bench.nn.codegen import CodeDecoder
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
 from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
-from bench.training import autocast, train
+from bench.training import autocast, minibatch_epoch, train
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,8 @@ class RCLRecNet(nn.Module):
     def __init__(self, cfg: RCLRecConfig, vocab_sizes: tuple[int, ...], user_cardinalities: list[int]) -> None:
         super().__init__()
         self.levels = len(vocab_sizes)
-        backbone = EncoderDecoder(
-            BackboneConfig(
-                d_model=cfg.d_model,
-                n_heads=cfg.n_heads,
-                encoder_layers=cfg.encoder_layers,
-                decoder_layers=cfg.decoder_layers,
-                d_ff=cfg.d_ff,
-                dropout=cfg.dropout,
-                max_encoder_len=cfg.max_items,
-                max_decoder_len=1 + cfg.max_prefix_items * self.levels + self.levels,
-            )
-        )
+        decoder_len = 1 + cfg.max_prefix_items * self.levels + self.levels  # [e_pay ; G ; z]
+        backbone = EncoderDecoder(BackboneConfig.of(cfg, cfg.max_items, decoder_len))
         self.codes = CodeDecoder(backbone, vocab_sizes)
         self.behavior = nn.Embedding(len(BEHAVIORS), cfg.d_model)  # E; row b is the decoder BOS e_b
         # x_u: a user-ID embedding and one embedding per user feature (demographics when the log has them).
@@ -287,43 +277,28 @@ class RCLRec(GenerativeModel):
 
     # ------------------------------------------------------------------------------- training
 
-    def _samples(self, split: Split, conversions_only: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(user, position) of every training interaction after a user's first one (stage 1), or of every
-        training conversion with at least one earlier interaction (stage 2)."""
-        users, lengths = split.train_sequences()
-        user = np.repeat(users, np.maximum(lengths - 1, 0))
-        end = np.concatenate([np.arange(1, n) for n in lengths]) if len(lengths) else np.zeros(0, dtype=np.int64)
-        if conversions_only:
-            keep = split.behaviors[split.offsets[user] + end] == BUY
-            user, end = user[keep], end[keep]
-        return user, end
-
-    def _loop(self, split: Split, user: np.ndarray, end: np.ndarray, loss_fn, samples: int, desc: str,
-              epochs: int, patience: int, checkpoint) -> FitReport:  # fmt: skip
+    def _loop(
+        self, split: Split, user: np.ndarray, end: np.ndarray, loss_fn, samples: int, desc: str, epochs: int,
+        patience: int, checkpoint,
+    ) -> FitReport:  # fmt: skip
+        """One training stage over samples (user, position): loss_fn(histories, target items, behaviors)."""
         cfg, dev = self.config, self.ctx.device
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        salt = 0 if self.stage == "pretrain" else 7  # the two stages shuffle differently
+
+        def loss_of(idx: np.ndarray) -> torch.Tensor:
+            h = split.train_windows(user[idx], end[idx], cfg.max_items)
+            rows = split.offsets[user[idx]] + end[idx]
+            target = torch.as_tensor(split.items[rows], device=dev)
+            return loss_fn(h, target, torch.as_tensor(split.behaviors[rows].astype(np.int64), device=dev))
 
         def run_epoch(epoch: int) -> float:
-            gen = torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch + (7 if desc.endswith("SFT") else 0))
-            order = torch.randperm(len(user), generator=gen).numpy()
-            if samples:
-                order = order[:samples]
-            total, batches = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
-                h = split.train_windows(user[idx], end[idx], cfg.max_items)
-                rows = split.offsets[user[idx]] + end[idx]
-                with autocast(dev):
-                    loss = loss_fn(h, torch.as_tensor(split.items[rows], device=dev), torch.as_tensor(split.behaviors[rows].astype(np.int64), device=dev))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total, batches = total + loss.item(), batches + 1
-            return total / max(1, batches)
+            seed = self.ctx.seed * 100_003 + epoch + salt
+            return minibatch_epoch(len(user), cfg.batch_size, seed, samples, optimizer, dev, loss_of)
 
-        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-                     epochs=epochs, patience=patience, checkpoint=checkpoint, desc=desc, progress=self.ctx.progress)  # fmt: skip
+        validate = lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size)  # noqa: E731
+        return train(self.net, optimizer, run_epoch, validate, epochs=epochs, patience=patience,
+                     checkpoint=checkpoint, desc=desc, progress=self.ctx.progress)  # fmt: skip
 
     def pretrain_loss(self, h: Histories, target: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Eq. 1: NLL of the next interaction's tokens given the history and its behavior's BOS e_b."""
@@ -345,7 +320,7 @@ class RCLRec(GenerativeModel):
             self.net.load_state_dict(torch.load(cache, map_location=self.ctx.device))
             pre = FitReport(extra={"theta0": "cached"})
         else:
-            user, end = self._samples(split, conversions_only=False)
+            user, end = split.next_item_samples()
             ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
             pre = self._loop(split, user, end, lambda h, t, b: self.pretrain_loss(h, t, b), cfg.pretrain_samples_per_epoch,
                              "RCLRec pre-train", cfg.pretrain_epochs, cfg.pretrain_patience, ckpt)  # fmt: skip
@@ -358,7 +333,7 @@ class RCLRec(GenerativeModel):
         for p in self.theta0.parameters():
             p.requires_grad_(False)
         self.stage = "sft"
-        user, end = self._samples(split, conversions_only=True)
+        user, end = split.next_item_samples(behavior=BUY)  # conversions only
         sft = self._loop(split, user, end, lambda h, t, b: self.sft_loss(h, t)["loss"], 0, "RCLRec SFT",
                          cfg.epochs, cfg.patience, self.ctx.checkpoint)  # fmt: skip
         sft.extra["pretrain"] = dataclasses.asdict(pre)

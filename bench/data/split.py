@@ -141,6 +141,18 @@ class Split:
         position = np.arange(len(self.items)) - np.repeat(self.offsets[:-1], lengths)
         return position < np.repeat(self.train_end, lengths)
 
+    def next_item_samples(self, behavior: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(user, position) of every training interaction after a user's first one: the next-item targets
+        of generative training; with ``behavior``, only interactions of that behavior (e.g. conversions)."""
+        users, lengths = self.train_sequences()
+        user = np.repeat(users, np.maximum(lengths - 1, 0))
+        first = np.repeat(np.cumsum(np.maximum(lengths - 1, 0)) - np.maximum(lengths - 1, 0), np.maximum(lengths - 1, 0))
+        end = np.arange(len(user)) - first + 1
+        if behavior is not None:
+            keep = self.behaviors[self.offsets[user] + end] == behavior
+            user, end = user[keep], end[keep]
+        return user.astype(np.int64), end.astype(np.int64)
+
     def train_windows(self, users: np.ndarray, ends: np.ndarray, max_len: int) -> Histories:
         """Right-aligned windows of training events ending (exclusive) at position ``ends`` of each user."""
         ends = np.asarray(ends, dtype=np.int64)

@@ -26,6 +26,13 @@ class BackboneConfig:
     max_encoder_len: int = 512
     max_decoder_len: int = 64
 
+    @classmethod
+    def of(cls, model_config: object, max_encoder_len: int, max_decoder_len: int) -> BackboneConfig:
+        """The backbone part of a model's config (fields of the same names) and its sequence lengths."""
+        shared = ("d_model", "n_heads", "encoder_layers", "decoder_layers", "d_ff", "dropout")
+        return cls(**{f: getattr(model_config, f) for f in shared}, max_encoder_len=max_encoder_len,
+                   max_decoder_len=max_decoder_len)  # fmt: skip
+
 
 class Attention(nn.Module):
     def __init__(self, d: int, heads: int, dropout: float) -> None:

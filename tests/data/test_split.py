@@ -139,3 +139,13 @@ def test_item_features_align_with_item_index(write) -> None:
     s = build_split(load("csv", path.parent), SplitConfig(min_history=3))
     cat = s.item_features["category"]
     assert cat[_item(s, "y")] == 0 and cat[_item(s, "x")] == 1  # codes follow items.csv order
+
+
+def test_next_item_samples_are_every_training_interaction_after_the_first() -> None:
+    s = _split(min_history=3)
+    user, end = s.next_item_samples()
+    naive = [(u, t) for u in range(s.n_users) for t in range(1, s.train_end[u])]
+    assert list(zip(user.tolist(), end.tolist())) == naive
+    buy_user, buy_end = s.next_item_samples(behavior=BUY)
+    assert all(s.behaviors[s.offsets[u] + t] == BUY for u, t in zip(buy_user, buy_end))
+    assert len(buy_user) == sum(s.behaviors[s.offsets[u] + t] == BUY for u, t in naive)
