@@ -106,13 +106,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         models = report.table_order([m for m in model_names() if "-" not in m]) if args.all else args.models
         failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
-        if not args.no_report:
-            _print_paths(report.table1(args.results_dir, args.dataset))
-        return _failures(failed)
+        if args.no_report:
+            return _failures(failed)
+        return _finish(failed, lambda: report.table1(args.results_dir, args.dataset))
     if args.command == "ablate":
         failed = runner.run(report.ABLATIONS, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
-        _print_paths(report.table2(args.results_dir, args.dataset))
-        return _failures(failed)
+        return _finish(failed, lambda: report.table2(args.results_dir, args.dataset))
     if args.command == "sweep":
         from bench import figure
 
@@ -120,8 +119,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         variants = {figure.sweep_name(args.model, args.param, v): (args.model, {args.param: v}) for v in values}
         failed = runner.run(list(variants), args.dataset, args.data, args.profile, args.seeds, args.results_dir, device,
                             variants=variants)  # fmt: skip
-        _print_paths(figure.figure3(args.results_dir, args.dataset, args.model, args.param, values))
-        return _failures(failed)
+        return _finish(failed, lambda: figure.figure3(args.results_dir, args.dataset, args.model, args.param, values))
     if args.command == "report":
         _print_paths(report.table1(args.results_dir, args.dataset))
         return 0
@@ -164,6 +162,16 @@ def _device(name: str | None):  # noqa: ANN202 - torch imported lazily
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+def _finish(failed: list[str], write) -> int:  # noqa: ANN001
+    """Write the tables or figure from whatever finished; when nothing did, the failures are the news."""
+    try:
+        _print_paths(write())
+    except BenchError:
+        if not failed:
+            raise
+    return _failures(failed)
 
 
 def _failures(failed: list[str]) -> int:
