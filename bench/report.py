@@ -164,24 +164,21 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, 
 
 
 def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str, improvement: bool = True) -> str:
-    body = tabulate(rows[:-1] if improvement else rows, headers=headers, tablefmt="latex_raw").splitlines()
-    # tabulate's latex_raw: \begin{tabular}{…} \hline header \\ \hline rows… \hline \end{tabular};
-    # rebuild with booktabs rules and an "Improv." row below a midrule.
-    spec = "l" + "r" * (len(headers) - 1)
-    lines = [line for line in body if line.strip() not in ("\\hline",) and not line.startswith("\\begin") and not line.startswith("\\end")]
-    head, rest = lines[0], lines[1:]
-    improv = ["\\midrule", " & ".join(rows[-1]) + " \\\\"] if improvement else []
+    """A booktabs table; the cells are LaTeX already (bold, underline, dagger), so rows are joined as they are."""
+    line = lambda cells: " & ".join(cells) + " \\\\"  # noqa: E731
+    body = [line(r) for r in (rows[:-1] if improvement else rows)]
+    improv = ["\\midrule", line(rows[-1])] if improvement else []
     return "\n".join(
         [
             "\\begin{table}[t]",
             "\\centering",
             f"\\caption{{{caption}}}",
             f"\\label{{{label}}}",
-            f"\\begin{{tabular}}{{{spec}}}",
+            f"\\begin{{tabular}}{{l{'r' * (len(headers) - 1)}}}",
             "\\toprule",
-            head,
+            line(headers),
             "\\midrule",
-            *rest,
+            *body,
             *improv,
             "\\bottomrule",
             "\\end{tabular}",

@@ -229,8 +229,7 @@ def load_csv(path: Path) -> Log:
 
     ``behavior`` is one of click/fav/cart/buy; ``timestamp`` is unix seconds or an ISO-8601 date.
     """
-    folder = path
-    file = folder / "interactions.csv" if folder.is_dir() else folder
+    file = path / "interactions.csv" if path.is_dir() else path
     folder = file.parent
     frame = read_csv(file, integer_columns=(), other_columns=("user_id", "item_id", "behavior", "timestamp"))
     for column in ("user_id", "item_id"):
