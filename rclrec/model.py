@@ -243,7 +243,7 @@ class RCLRec(GenerativeModel):
         nll = torch.zeros(targets.shape, device=y.device)
         for level in range(levels):
             cols = torch.arange(level, targets.shape[1], levels, device=y.device)
-            logp = torch.log_softmax(net.codes.heads[level](hidden[:, cols]).float(), dim=-1)
+            logp = torch.log_softmax(net.codes.logits(hidden[:, cols], level).float(), dim=-1)
             tok = targets[:, cols]
             picked = logp.gather(2, tok.clamp(min=0)[..., None]).squeeze(2)
             nll[:, cols] = torch.where(tok >= 0, -picked, torch.zeros_like(picked))

@@ -4,6 +4,10 @@ Models pass in embeddings (their own token tables) and read out hidden states; t
 positions, attention and feed-forward layers. The cache holds, per decoder layer, the cross-attention keys
 and values of the encoder memory (computed once per batch, not once per beam or step) and the growing
 self-attention keys and values, so one decoding step costs one token, not the whole prefix.
+
+MBGen's two additions are options of the same layers, off by default: position-routed feed-forward
+experts (the expert of a token is given, not learned: no router) and behavior injection (the feed-forward
+input of the first layers is [x ; e_b]). Both read a per-token :class:`Routing` passed with the input.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ class BackboneConfig:
     dropout: float = 0.1
     max_encoder_len: int = 512
     max_decoder_len: int = 64
+    encoder_experts: int = 1
+    """Feed-forward experts per encoder layer; a token's expert is ``Routing.expert`` (1 = dense)."""
+    decoder_experts: int = 1
+    inject_layers: int = 0
+    """The first this many layers of each stack get [x ; e_b] as feed-forward input (MBGen)."""
+    behavior_vocab: int = 0
+    """Rows of each injected layer's behavior table (``Routing.behavior`` indexes it; 0 = no behavior)."""
+    behavior_dim: int = 64
 
     @classmethod
     def of(cls, model_config: object, max_encoder_len: int, max_decoder_len: int) -> BackboneConfig:
@@ -57,31 +69,85 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, d: int, d_ff: int, dropout: float) -> None:
-        super().__init__(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
+    def __init__(self, d: int, d_ff: int, dropout: float, d_in: int | None = None) -> None:
+        super().__init__(nn.Linear(d_in or d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Per-token inputs of routed or behavior-injected feed-forward layers.
+
+    Attributes:
+        expert: (B, T) int64 expert of each token, in ``[0, experts)``.
+        behavior: (B, T) int64 row of the behavior table, 0 = no behavior.
+    """
+
+    expert: torch.Tensor
+    behavior: torch.Tensor
+
+
+class RoutedFeedForward(nn.Module):
+    """y_t = FFN^(p_t)([x_t ; e_{b_t}]): one of ``experts`` feed-forward blocks per token, chosen by the
+    given route p_t (deterministic, so there is no router, capacity or balancing loss); with ``behavior_vocab``
+    the input is the token concatenated with its behavior embedding."""
+
+    def __init__(self, d: int, d_ff: int, dropout: float, experts: int, behavior_vocab: int, behavior_dim: int) -> None:
+        super().__init__()
+        self.behavior = nn.Embedding(behavior_vocab, behavior_dim) if behavior_vocab else None
+        d_in = d + (behavior_dim if behavior_vocab else 0)
+        self.experts = nn.ModuleList(FeedForward(d, d_ff, dropout, d_in) for _ in range(experts))
+
+    def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """x (B, T, d), routing over (B, T) → (B, T, d)."""
+        if self.behavior is not None:
+            e = self.behavior(routing.behavior).to(x.dtype)
+            x = torch.cat([x, e], dim=-1)
+        if len(self.experts) == 1:
+            return self.experts[0](x)
+        flat, route = x.reshape(-1, x.shape[-1]), routing.expert.reshape(-1)
+        parts = [(idx, ffn(flat[idx])) for e, ffn in enumerate(self.experts) if len(idx := torch.nonzero(route == e).squeeze(1))]
+        out = flat.new_empty(len(flat), parts[0][1].shape[-1], dtype=parts[0][1].dtype)
+        for idx, y in parts:
+            out.index_copy_(0, idx, y)
+        return out.reshape(*x.shape[:-1], -1)
+
+
+def feed_forward(cfg: BackboneConfig, experts: int, inject: bool) -> nn.Module:
+    """The plain block where nothing is routed or injected (TIGER, RCLRec), else the routed one."""
+    if experts == 1 and not inject:
+        return FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+    return RoutedFeedForward(cfg.d_model, cfg.d_ff, cfg.dropout, experts, cfg.behavior_vocab if inject else 0, cfg.behavior_dim)
+
+
+def apply_ff(ff: nn.Module, x: torch.Tensor, routing: Routing | None) -> torch.Tensor:
+    if isinstance(ff, RoutedFeedForward):
+        if routing is None:
+            raise ValueError("this backbone routes its feed-forward layers: pass a Routing")
+        return ff(x, routing)
+    return ff(x)
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, cfg: BackboneConfig) -> None:
+    def __init__(self, cfg: BackboneConfig, inject: bool = False) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
-        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.ff = feed_forward(cfg, cfg.encoder_experts, inject)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
         h = self.norm1(x)
         x = x + self.drop(self.attn.attend(h, *self.attn.project_kv(h), mask))
-        return x + self.drop(self.ff(self.norm2(x)))
+        return x + self.drop(apply_ff(self.ff, self.norm2(x), routing))
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: BackboneConfig) -> None:
+    def __init__(self, cfg: BackboneConfig, inject: bool = False) -> None:
         super().__init__()
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.self_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
         self.cross_attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
-        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.ff = feed_forward(cfg, cfg.decoder_experts, inject)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -92,6 +158,7 @@ class DecoderLayer(nn.Module):
         cross_kv: tuple[torch.Tensor, torch.Tensor],
         cross_mask: torch.Tensor,
         width: int = 1,
+        routing: Routing | None = None,
     ) -> torch.Tensor:
         """``width`` consecutive rows of y share one memory row (beams of one input): they are folded into
         the query length, so the memory is attended without being copied per beam."""
@@ -99,7 +166,7 @@ class DecoderLayer(nn.Module):
         r, t, d = y.shape
         z = self.norm2(y).reshape(r // width, width * t, d)
         y = y + self.drop(self.cross_attn.attend(z, *cross_kv, cross_mask).reshape(r, t, d))
-        return y + self.drop(self.ff(self.norm3(y)))
+        return y + self.drop(apply_ff(self.ff, self.norm3(y), routing))
 
 
 @dataclass
@@ -133,18 +200,18 @@ class EncoderDecoder(nn.Module):
         self.cfg = cfg
         self.enc_pos = nn.Embedding(cfg.max_encoder_len, cfg.d_model)
         self.dec_pos = nn.Embedding(cfg.max_decoder_len, cfg.d_model)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(cfg, i < cfg.inject_layers) for i in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg, i < cfg.inject_layers) for i in range(cfg.decoder_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def encode(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, pad: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
         """x (B, S, d) embeddings, pad (B, S) bool True on padding → memory (B, S, d)."""
         s = x.shape[1]
         h = self.drop(x + self.enc_pos.weight[self.cfg.max_encoder_len - s :])  # right-aligned positions
         mask = ~pad[:, None, None, :]
         for layer in self.encoder:
-            h = layer(h, mask)
+            h = layer(h, mask, routing)
         return self.enc_norm(h)
 
     def _self_mask(self, t: int, start: int, y_pad: torch.Tensor | None, device: torch.device) -> torch.Tensor:
@@ -163,7 +230,12 @@ class EncoderDecoder(nn.Module):
         return self.dec_pos((torch.cumsum(~y_pad, dim=1) - 1).clamp(min=0))
 
     def decode(
-        self, y: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor, y_pad: torch.Tensor | None = None
+        self,
+        y: torch.Tensor,
+        memory: torch.Tensor,
+        pad: torch.Tensor,
+        y_pad: torch.Tensor | None = None,
+        routing: Routing | None = None,
     ) -> torch.Tensor:
         """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal).
         ``y_pad`` (B, T) marks padded inputs (rows with a shorter forced prefix); they are invisible."""
@@ -173,7 +245,7 @@ class EncoderDecoder(nn.Module):
         cross_mask = ~pad[:, None, None, :]
         for layer in self.decoder:
             n = layer.norm1(h)
-            h = layer(h, layer.self_attn.project_kv(n), causal, layer.cross_attn.project_kv(memory), cross_mask)
+            h = layer(h, layer.self_attn.project_kv(n), causal, layer.cross_attn.project_kv(memory), cross_mask, 1, routing)
         return self.dec_norm(h)
 
     def start_cache(self, memory: torch.Tensor, pad: torch.Tensor) -> DecoderCache:
@@ -181,9 +253,12 @@ class EncoderDecoder(nn.Module):
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
         return DecoderCache(cross, ~pad[:, None, None, :], 1, [None] * len(self.decoder), 0)
 
-    def decode_step(self, y: torch.Tensor, cache: DecoderCache, y_pad: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_step(
+        self, y: torch.Tensor, cache: DecoderCache, y_pad: torch.Tensor | None = None, routing: Routing | None = None
+    ) -> torch.Tensor:
         """y (B·W, T, d) the next T decoder inputs of each row (T > 1 for a forced prefix) → (B·W, T, d).
-        ``y_pad`` (B·W, T) marks padded inputs, only in the first call. Appends to the cache."""
+        ``y_pad`` (B·W, T) marks padded inputs, only in the first call; ``routing`` covers the T new
+        inputs. Appends to the cache."""
         t = y.shape[1]
         start = cache.length
         if y_pad is not None:
@@ -204,6 +279,6 @@ class EncoderDecoder(nn.Module):
             k = k_new if past is None else torch.cat([past[0], k_new], dim=2)
             v = v_new if past is None else torch.cat([past[1], v_new], dim=2)
             cache.self_kv[i] = (k, v)
-            h = layer(h, (k, v), mask, cache.cross[i], cache.cross_mask, cache.width)
+            h = layer(h, (k, v), mask, cache.cross[i], cache.cross_mask, cache.width, routing)
         cache.length = total
         return self.dec_norm(h)
