@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", type=Path, default=Path("results"))
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
     run.add_argument("--no-report", action="store_true", help="skip writing the tables at the end")
+    run.add_argument("--tuned", action="store_true", help="use each model's configuration selected by 'bench tune'")
+
+    tune = sub.add_parser("tune", help="every model's tuning grid (seed 0), selected on validation NDCG@10")
+    which = tune.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every Table 1 model with a 'tune' grid")
+    which.add_argument("--models", type=_models, help="comma-separated model names")
+    _common(tune)
+    tune.add_argument("--results-dir", type=Path, default=Path("results"))
+    tune.add_argument("--device", default=None)
 
     ablate = sub.add_parser("ablate", help="RCLRec and its three ablations, then Table 2")
     _common(ablate)
@@ -103,12 +112,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bench.config import load_dataset, model_names
 
     device = _device(getattr(args, "device", None))
+    table1_models = report.table_order([m for m in model_names() if "-" not in m])
     if args.command == "run":
-        models = report.table_order([m for m in model_names() if "-" not in m]) if args.all else args.models
-        failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
+        models = table1_models if args.all else args.models
+        variants = _tuned(models, args) if args.tuned else None
+        failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device,
+                            variants=variants)  # fmt: skip
         if args.no_report:
             return _failures(failed)
         return _finish(failed, lambda: report.table1(args.results_dir, args.dataset))
+    if args.command == "tune":
+        from bench import tuning
+
+        models = [m for m in table1_models if tuning.load_tune_grid(m)] if args.all else args.models
+        failed = tuning.tune(models, args.dataset, args.data, args.profile, args.results_dir, device)
+        print(f"wrote {args.results_dir / args.dataset / 'tuning.md'}")
+        return _failures(failed)
     if args.command == "ablate":
         failed = runner.run(report.ABLATIONS, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
         return _finish(failed, lambda: report.table2(args.results_dir, args.dataset))
@@ -151,6 +170,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     raise AssertionError(args)
+
+
+def _tuned(models: list[str], args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
+    """Each model's selected configuration (models without a grid run as configured); the selected
+    point's seed-0 trial is reused instead of trained again."""
+    from bench import tuning
+
+    variants = {}
+    for model in models:
+        chosen = tuning.selected(args.results_dir, args.dataset, model, args.profile)
+        if chosen is not None:
+            variants[model] = (model, chosen[0])
+            tuning.reuse_trial(args.results_dir, args.dataset, model, chosen[1])
+    return variants
 
 
 def _device(name: str | None):  # noqa: ANN202 - torch imported lazily

@@ -173,14 +173,26 @@ def load_model(name: str, profile: str, overrides: Mapping[str, Any] | None = No
     if not path.is_file():
         raise BenchError(f"unknown model '{name}' (known: {', '.join(model_names())})")
     data = read_yaml(path)
-    unknown = sorted(set(data) - {"class", "defaults", "profiles"})
+    unknown = sorted(set(data) - {"class", "defaults", "profiles", "tune"})
     if unknown:
-        raise BenchError(f"{path}: unknown top-level key '{unknown[0]}' (known: class, defaults, profiles)")
+        raise BenchError(f"{path}: unknown top-level key '{unknown[0]}' (known: class, defaults, profiles, tune)")
     if "class" not in data:
         raise BenchError(f"{path}: missing 'class' (module:Class of the Recommender)")
     params = merge(data.get("defaults") or {}, (data.get("profiles") or {}).get(profile) or {})
     params = merge(params, overrides or {})
     return ModelSpec(name, str(data["class"]), params, str(path))
+
+
+def load_tune_grid(name: str) -> dict[str, list[Any]]:
+    """The model's ``tune`` section: parameter → candidate values (``a,b: [...]`` sets a and b together).
+    Empty for models with nothing to tune."""
+    path = CONFIG_DIR / "models" / f"{name}.yaml"
+    if not path.is_file():
+        raise BenchError(f"unknown model '{name}' (known: {', '.join(model_names())})")
+    grid = read_yaml(path).get("tune") or {}
+    if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise BenchError(f"{path}: 'tune' must map parameter names to non-empty lists of values")
+    return {str(k): list(v) for k, v in grid.items()}
 
 
 def model_names() -> list[str]:
