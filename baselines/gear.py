@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
-from bench.data.split import Histories, Split
+from bench.data.split import Histories, Split, window_ends
 from bench.recommender import Context, FitReport, ScoringModel, validation_ndcg10
 from bench.training import minibatch_epoch, train
 
@@ -130,11 +130,7 @@ class GEAR(ScoringModel):
 
         def loss_of(idx: np.ndarray) -> torch.Tensor:
             # The most recent T events, or with probability 0.2 a random contiguous window (one per user).
-            n = lengths[idx]
-            rng = state["rng"]
-            random = (rng.random(len(idx)) < cfg.random_window_prob) & (n > cfg.max_len)
-            random_end = cfg.max_len + np.floor(rng.random(len(idx)) * (n - cfg.max_len + 1)).astype(np.int64)
-            ends = np.where(random, np.minimum(random_end, n), n)
+            ends = window_ends(lengths[idx], cfg.max_len, cfg.random_window_prob, state["rng"])
             return self.loss(split.train_windows(users[idx], ends, cfg.max_len))
 
         def run_epoch(epoch: int) -> float:

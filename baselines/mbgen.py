@@ -28,10 +28,9 @@ from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
-from bench.nn.beam import PrefixTrie
-from bench.nn.codegen import CodeDecoder
+from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder, Routing
-from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
+from bench.recommender import Context, FitReport, validation_ndcg10
 from bench.training import autocast, minibatch_epoch, train
 
 
@@ -114,16 +113,12 @@ class MBGenNet(nn.Module):
         return Routing(expert, torch.where(slots[None] == 0, 0, (behavior + 1)[:, None]).expand(r, t))
 
 
-class MBGen(GenerativeModel):
+class MBGen(SemanticIdModel):
     Config = MBGenConfig
 
     def __init__(self, config: MBGenConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
-        ids = ctx.semantic_ids()
-        self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
-        self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)
-        self.beam_width = max(config.beam_width, self.list_size)
-        self.net = MBGenNet(config, ids.vocab_sizes).to(ctx.device)
+        self.net = MBGenNet(config, self.ids.vocab_sizes).to(ctx.device)
 
     def _encode(self, h: Histories) -> tuple[torch.Tensor, torch.Tensor]:
         n, dev = self.config.max_items, self.ctx.device

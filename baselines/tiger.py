@@ -17,10 +17,9 @@ import torch
 from torch import nn
 
 from bench.data.split import Histories, Split
-from bench.nn.beam import PrefixTrie
-from bench.nn.codegen import CodeDecoder
+from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
-from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
+from bench.recommender import Context, FitReport, validation_ndcg10
 from bench.training import autocast, minibatch_epoch, train
 
 
@@ -71,16 +70,12 @@ class TIGERNet(nn.Module):
         return self.codes.backbone.encode(tokens, pad), pad
 
 
-class TIGER(GenerativeModel):
+class TIGER(SemanticIdModel):
     Config = TIGERConfig
 
     def __init__(self, config: TIGERConfig, ctx: Context) -> None:
         super().__init__(config, ctx)
-        ids = ctx.semantic_ids()
-        self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
-        self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)
-        self.beam_width = max(config.beam_width, self.list_size)
-        self.net = TIGERNet(config, ids.vocab_sizes).to(ctx.device)
+        self.net = TIGERNet(config, self.ids.vocab_sizes).to(ctx.device)
 
     def _encode(self, h: Histories) -> tuple[torch.Tensor, torch.Tensor]:
         items = torch.as_tensor(h.items[:, -self.config.max_items :], device=self.ctx.device)

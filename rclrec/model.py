@@ -30,10 +30,9 @@ from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
 from bench.errors import BenchError
 from bench.hashing import config_hash
-from bench.nn.beam import PrefixTrie
-from bench.nn.codegen import CodeDecoder
+from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
-from bench.recommender import Context, FitReport, GenerativeModel, validation_ndcg10
+from bench.recommender import Context, FitReport, validation_ndcg10
 from bench.training import autocast, minibatch_epoch, train
 
 
@@ -156,19 +155,15 @@ def straight_through(p: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(chosen) - chosen.detach() + chosen
 
 
-class RCLRec(GenerativeModel):
+class RCLRec(SemanticIdModel):
     Config = RCLRecConfig
 
     def __init__(self, config: RCLRecConfig, ctx: Context) -> None:
-        super().__init__(config, ctx)
         if not 1 <= config.k <= config.max_prefix_items:
             raise BenchError(f"rclrec: k = {config.k} must be between 1 and max_prefix_items = {config.max_prefix_items}")
         if config.prefix not in ("rcpm", "recent", "none"):
             raise BenchError(f"rclrec: prefix '{config.prefix}' is not one of rcpm, recent, none")
-        ids = ctx.semantic_ids()
-        self.item_codes = torch.as_tensor(ids.codes, device=ctx.device)
-        self.trie = PrefixTrie.from_codes(ids.codes, ids.vocab_sizes).to(ctx.device)
-        self.beam_width = max(config.beam_width, self.list_size)
+        super().__init__(config, ctx)  # semantic IDs, trie, beam width
         split = ctx.split
         names = sorted(split.user_features)
         self.user_feature_codes = torch.as_tensor(
@@ -176,7 +171,7 @@ class RCLRec(GenerativeModel):
             device=ctx.device,
         )
         cardinalities = [int(split.user_features[n].max()) + 1 for n in names]
-        self.net = RCLRecNet(config, ids.vocab_sizes, cardinalities).to(ctx.device)
+        self.net = RCLRecNet(config, self.ids.vocab_sizes, cardinalities).to(ctx.device)
         self.theta0: RCLRecNet | None = None
         self.stage: Literal["pretrain", "sft"] = "sft"
         """During pre-training, validation decodes from [e_pay] alone (no RCPM has been trained yet)."""

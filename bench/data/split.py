@@ -195,6 +195,22 @@ class Split:
         }
 
 
+def window_ends(lengths: np.ndarray, window: int, random_prob: float, rng: np.random.Generator) -> np.ndarray:
+    """Where each user's training window ends (exclusive), as the window-per-user models (PBAT, GEAR)
+    sample it: the most recent ``window`` events, or with probability ``random_prob``, for a user with
+    more than ``window`` training events, a uniformly drawn contiguous window of that length.
+
+    Args:
+        lengths: (B,) int64 training events per user.
+
+    Returns:
+        (B,) int64 ends in ``[min(window, length), length]``.
+    """
+    random = (rng.random(len(lengths)) < random_prob) & (lengths > window)
+    random_end = window + np.floor(rng.random(len(lengths)) * (lengths - window + 1)).astype(np.int64)
+    return np.where(random, np.minimum(random_end, lengths), lengths)
+
+
 def build_split(log: Log, cfg: SplitConfig) -> Split:
     """Split a (preprocessed) log. Raises :class:`BenchError` when no conversion target survives."""
     if cfg.min_history < 1 or cfg.max_history < 1:

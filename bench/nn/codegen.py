@@ -15,9 +15,23 @@ from torch import nn
 
 from bench.nn.beam import PrefixTrie, beam_search
 from bench.nn.transformer import EncoderDecoder, Routing
+from bench.recommender import Context, GenerativeModel
 
 RoutingFn = Callable[[torch.Tensor, int], Routing]
 """routing(slots (T,) int64 decoder slots, rows) → the Routing of those slots for ``rows`` decoding rows."""
+
+
+class SemanticIdModel(GenerativeModel):
+    """A generative model over the split's semantic IDs: each item's code tuple (``item_codes``, (I, L)
+    int64 on the device), the prefix trie of the constrained beam search and its width (at least the
+    list size). Its config needs a ``beam_width``."""
+
+    def __init__(self, config: object, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        self.ids = ctx.semantic_ids()
+        self.item_codes = torch.as_tensor(self.ids.codes, device=ctx.device)
+        self.trie = PrefixTrie.from_codes(self.ids.codes, self.ids.vocab_sizes).to(ctx.device)
+        self.beam_width = max(config.beam_width, self.list_size)
 
 
 class CodeDecoder(nn.Module):

@@ -149,3 +149,14 @@ def test_next_item_samples_are_every_training_interaction_after_the_first() -> N
     buy_user, buy_end = s.next_item_samples(behavior=BUY)
     assert all(s.behaviors[s.offsets[u] + t] == BUY for u, t in zip(buy_user, buy_end))
     assert len(buy_user) == sum(s.behaviors[s.offsets[u] + t] == BUY for u, t in naive)
+
+
+def test_window_ends_recent_or_random() -> None:
+    from bench.data.split import window_ends
+
+    lengths = np.array([3, 10, 10, 5])
+    rng = np.random.default_rng(0)
+    assert window_ends(lengths, 5, 0.0, rng).tolist() == [3, 10, 10, 5]  # always the most recent events
+    ends = np.stack([window_ends(lengths, 5, 1.0, rng) for _ in range(200)])
+    assert (ends[:, 0] == 3).all() and (ends[:, 3] == 5).all()  # too short for another window
+    assert set(ends[:, 1].tolist()) == set(range(5, 11))  # every contiguous 5-window of 10 events
