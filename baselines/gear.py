@@ -17,6 +17,8 @@ public code's unit is not known); early stopping on a separate validation target
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +65,21 @@ def time_bias(times: torch.Tensor, heads: int, unit: float) -> torch.Tensor:
     return bias.tril(diagonal=-1).flatten(0, 1)
 
 
+@contextlib.contextmanager
+def without_mha_fastpath() -> Iterator[None]:
+    """PyTorch's inference fast path of ``nn.TransformerEncoderLayer`` (taken under ``no_grad`` in eval
+    mode) applies a per-sample, per-head 3-D float mask differently from the documented (B·H, T, T)
+    layout the training path uses: the behavior branch's time bias then changes between training and
+    evaluation (outputs differ by ~1 with dropout 0), and GEAR ranked near Pop. The public code uses its
+    own layer classes, which have no fast path; this switches it off around GEAR's forward only."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 class GEARNet(nn.Module):
     def __init__(self, cfg: GEARConfig, n_items: int) -> None:
         super().__init__()
@@ -82,6 +99,10 @@ class GEARNet(nn.Module):
     def forward(self, items: torch.Tensor, behaviors: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """items (B, T − 1) ids (0 pad), behaviors (B, T) ids (0 pad), times (B, T) seconds →
         Z (B, 2T − 1, d), interleaved [y_1, x_1, …, x_{T-1}, y_T]."""
+        with without_mha_fastpath():
+            return self._forward(items, behaviors, times)
+
+    def _forward(self, items: torch.Tensor, behaviors: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         b, t = behaviors.shape
         dev = items.device
         x = self.item_layer(self.norm(self.drop(self.items(items))), src_mask=self.causal(t - 1, dev))

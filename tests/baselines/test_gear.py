@@ -37,6 +37,23 @@ def test_interleaving_and_no_leak_of_the_target() -> None:
     assert net.items.weight[0].abs().sum() > 0  # the padding row is random (Xavier over every row), as upstream
 
 
+def test_evaluation_computes_what_training_computes() -> None:
+    """With dropout 0, eval mode under no_grad (PyTorch's inference fast path territory) must give the
+    training-mode output: the per-sample, per-head time-bias mask must mean the same in both."""
+    torch.manual_seed(0)
+    net = GEARNet(GEARConfig(**{**TINY, "max_len": 8}), n_items=50)
+    items = torch.randint(1, 50, (3, 7))
+    items[0, :3] = 0
+    behaviors = torch.randint(1, 5, (3, 8))
+    behaviors[0, :3] = 0
+    times = torch.arange(8).repeat(3, 1) * 86_400 * torch.tensor([[1], [2], [3]])
+    trained = net.train()(items, behaviors, times)
+    with torch.no_grad():
+        evaluated = net.eval()(items, behaviors, times)
+    assert torch.allclose(trained, evaluated, atol=1e-5)
+    assert torch.backends.mha.get_fastpath_enabled()  # switched off only inside GEAR's forward
+
+
 def test_learns_a_deterministic_sequence_pattern() -> None:
     """Each user cycles through one of six groups of five items. (GEAR has no positional embeddings, as
     published, so a strict "next = last + 1" pattern plateaus near Recall@10 0.6; the group pattern does
