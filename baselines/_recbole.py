@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from bench.data.split import Histories, Split
-from bench.recommender import Context, FitReport, ScoringModel, validation_ndcg10
-from bench.training import train
+from bench.recommender import Context, FitReport, ScoringModel
+from bench.training import fit_model
 
 NAME = "bench"
 _NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
@@ -194,17 +194,7 @@ class RecBoleModel(ScoringModel):
                     total, batches = total + loss.item(), batches + 1
             return total / max(1, batches)
 
-        return train(
-            self.module,
-            optimizer,
-            run_epoch,
-            lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-            epochs=self.config.epochs,
-            patience=self.config.patience,
-            checkpoint=self.ctx.checkpoint,
-            desc=self.recbole_name,
-            progress=self.ctx.progress,
-        )
+        return fit_model(self, self.module, optimizer, run_epoch, split, self.recbole_name)
 
     @torch.no_grad()
     def score(self, histories: Histories) -> torch.Tensor:

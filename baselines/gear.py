@@ -28,8 +28,8 @@ from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split, window_ends
-from bench.recommender import Context, FitReport, ScoringModel, validation_ndcg10
-from bench.training import minibatch_epoch, train
+from bench.recommender import Context, FitReport, ScoringModel
+from bench.training import fit_model, minibatch_epoch
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,7 @@ class GEAR(ScoringModel):
             state["rng"] = np.random.default_rng(seed)
             return minibatch_epoch(len(users), cfg.batch_size, seed, 0, optimizer, dev, loss_of)
 
-        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-                     epochs=cfg.epochs, patience=cfg.patience, checkpoint=self.ctx.checkpoint, desc="GEAR",
-                     progress=self.ctx.progress)  # fmt: skip
+        return fit_model(self, self.net, optimizer, run_epoch, split, "GEAR")
 
     @torch.no_grad()
     def score(self, histories: Histories) -> torch.Tensor:

@@ -26,8 +26,8 @@ from torch import nn
 
 from bench.data.log import BEHAVIORS
 from bench.data.split import Histories, Split
-from bench.recommender import Context, FitReport, ScoringModel, validation_ndcg10
-from bench.training import minibatch_epoch, train
+from bench.recommender import Context, FitReport, ScoringModel
+from bench.training import fit_model, minibatch_epoch
 
 TIME_BUCKETS = 128
 
@@ -158,9 +158,7 @@ class HSTU(ScoringModel):
         def run_epoch(epoch: int) -> float:
             return minibatch_epoch(len(users), cfg.batch_size, self.ctx.seed * 100_003 + epoch, 0, optimizer, dev, loss_of)
 
-        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-                     epochs=cfg.epochs, patience=cfg.patience, checkpoint=self.ctx.checkpoint, desc="HSTU",
-                     progress=self.ctx.progress)  # fmt: skip
+        return fit_model(self, self.net, optimizer, run_epoch, split, "HSTU")
 
     @torch.no_grad()
     def score(self, histories: Histories) -> torch.Tensor:

@@ -30,8 +30,8 @@ from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder, Routing
-from bench.recommender import Context, FitReport, validation_ndcg10
-from bench.training import autocast, minibatch_epoch, train
+from bench.recommender import Context, FitReport
+from bench.training import autocast, fit_model, minibatch_epoch
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,7 @@ class MBGen(SemanticIdModel):
             seed = self.ctx.seed * 100_003 + epoch
             return minibatch_epoch(len(user), cfg.batch_size, seed, cfg.samples_per_epoch, optimizer, dev, loss_of)
 
-        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-                     epochs=cfg.epochs, patience=cfg.patience, checkpoint=self.ctx.checkpoint, desc="MBGen",
-                     progress=self.ctx.progress)  # fmt: skip
+        return fit_model(self, self.net, optimizer, run_epoch, split, "MBGen")
 
     @torch.no_grad()
     def recommend(self, histories: Histories, k: int, use_cache: bool = True) -> np.ndarray:

@@ -33,8 +33,8 @@ from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split, window_ends
-from bench.recommender import Context, FitReport, ScoringModel, validation_ndcg10
-from bench.training import minibatch_epoch, train
+from bench.recommender import Context, FitReport, ScoringModel
+from bench.training import fit_model, minibatch_epoch
 
 NB = len(BEHAVIORS)
 EPS = 1e-24
@@ -298,9 +298,7 @@ class PBAT(ScoringModel):
             state["rng"], state["gen"] = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
             return minibatch_epoch(len(users), cfg.batch_size, seed, 0, optimizer, dev, loss_of)
 
-        return train(self.net, optimizer, run_epoch, lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-                     epochs=cfg.epochs, patience=cfg.patience, checkpoint=self.ctx.checkpoint, desc="PBAT",
-                     progress=self.ctx.progress)  # fmt: skip
+        return fit_model(self, self.net, optimizer, run_epoch, split, "PBAT")
 
     @torch.no_grad()
     def score(self, histories: Histories) -> torch.Tensor:

@@ -19,8 +19,8 @@ from torch import nn
 from bench.data.split import Histories, Split
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
-from bench.recommender import Context, FitReport, validation_ndcg10
-from bench.training import autocast, minibatch_epoch, train
+from bench.recommender import Context, FitReport
+from bench.training import autocast, fit_model, minibatch_epoch
 
 
 @dataclass(frozen=True)
@@ -99,17 +99,7 @@ class TIGER(SemanticIdModel):
             seed = self.ctx.seed * 100_003 + epoch
             return minibatch_epoch(len(user), cfg.batch_size, seed, cfg.samples_per_epoch, optimizer, device, loss_of)
 
-        return train(
-            self.net,
-            optimizer,
-            run_epoch,
-            lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size),
-            epochs=cfg.epochs,
-            patience=cfg.patience,
-            checkpoint=self.ctx.checkpoint,
-            desc="TIGER",
-            progress=self.ctx.progress,
-        )
+        return fit_model(self, self.net, optimizer, run_epoch, split, "TIGER")
 
     @torch.no_grad()
     def recommend(self, histories: Histories, k: int) -> np.ndarray:

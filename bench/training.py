@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bench.data.split import Split
 from bench.io import atomic_path
-from bench.recommender import FitReport
+from bench.recommender import FitReport, Recommender, validation_ndcg10
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -157,3 +158,14 @@ def train(
         valid_curve=curve,
         extra={"train_loss": losses, "epochs_run": len(curve)},
     )
+
+
+def fit_model(
+    model: Recommender, module: torch.nn.Module, optimizer: torch.optim.Optimizer, run_epoch: Callable[[int], float], split: Split, desc: str
+) -> FitReport:
+    """:func:`train` with what every model shares: its config's ``epochs`` and ``patience``, validation
+    NDCG@10 on ``split`` as the criterion, and its run's checkpoint and progress setting."""
+    ctx = model.ctx
+    return train(module, optimizer, run_epoch, lambda: validation_ndcg10(model, split, ctx.eval_batch_size),
+                 epochs=model.config.epochs, patience=model.config.patience, checkpoint=ctx.checkpoint, desc=desc,
+                 progress=ctx.progress)  # fmt: skip

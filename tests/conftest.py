@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from bench.data.log import BEHAVIORS, Log
+from bench.data.split import Split, SplitConfig, build_split
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -20,6 +22,25 @@ def make_log(rows: list[tuple[object, object, str, int]], items: pd.DataFrame | 
     frame["order"] = range(len(frame))
     empty = pd.DataFrame(index=pd.Index([], name="id"))
     return Log(frame, items if items is not None else empty, empty, "test-log")
+
+
+def cycle_split(pattern: str = "next", buys: tuple[int, ...] = (9, 11), seconds_per_step: int = 1) -> Split:
+    """The deterministic toy of the learnability tests: 300 users, 12 events each, buys at ``buys``.
+
+    ``pattern="next"``: item = last item + 1 (mod 30), from a random start (chance Recall@10 1/3).
+    ``pattern="group"``: each user cycles through one of six groups of five items, for models with no
+    exact order (chance Recall@10 1/3 as well)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(300):
+        if pattern == "next":
+            start = int(rng.integers(0, 30))
+            items = [(start + t) % 30 for t in range(12)]
+        else:
+            group, start = int(rng.integers(0, 6)), int(rng.integers(0, 5))
+            items = [5 * group + (start + t) % 5 for t in range(12)]
+        rows += [(f"u{u}", f"i{it}", "buy" if t in buys else "click", seconds_per_step * t) for t, it in enumerate(items)]
+    return build_split(make_log(rows), SplitConfig(min_history=3, max_history=10))
 
 
 def shared_data(name: str) -> Path:

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from baselines.gear import GEAR, GEARConfig, GEARNet, time_bias
 from bench.data.split import SplitConfig, build_split
 from bench.metrics import summarize
 from bench.recommender import Context, rank_targets
-from tests.conftest import make_log
+from tests.conftest import cycle_split, make_log
 
 TINY = dict(d_model=16, heads=2, upper_layers=1, dropout=0.0, max_len=6)
 
@@ -58,13 +57,7 @@ def test_learns_a_deterministic_sequence_pattern() -> None:
     """Each user cycles through one of six groups of five items. (GEAR has no positional embeddings, as
     published, so a strict "next = last + 1" pattern plateaus near Recall@10 0.6; the group pattern does
     not hinge on exact order.) Chance Recall@10 is 1/3."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(300):
-        group, start = int(rng.integers(0, 6)), int(rng.integers(0, 5))
-        items = [5 * group + (start + t) % 5 for t in range(12)]
-        rows += [(f"u{u}", f"i{it}", "buy" if t in (9, 11) else "click", 3600 * t) for t, it in enumerate(items)]
-    split = build_split(make_log(rows), SplitConfig(min_history=3, max_history=10))
+    split = cycle_split("group", seconds_per_step=3600)
     torch.manual_seed(0)
     model = GEAR(GEARConfig(**TINY, epochs=40, patience=40, learning_rate=1e-2, batch_size=32),
                  Context(split=split, device=torch.device("cpu"), seed=0, progress=False))  # fmt: skip

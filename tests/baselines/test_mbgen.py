@@ -5,11 +5,10 @@ import torch
 
 from baselines.mbgen import MBGen, MBGenConfig, MBGenNet
 from bench.data.log import BUY
-from bench.data.split import SplitConfig, build_split
 from bench.metrics import summarize
 from bench.recommender import Context, rank_targets
 from bench.semantic_ids import SemanticIdConfig
-from tests.conftest import make_log
+from tests.conftest import cycle_split
 
 TINY = dict(d_model=32, n_heads=2, encoder_layers=2, decoder_layers=2, d_ff=64, dropout=0.0, behavior_dim=8)
 
@@ -65,12 +64,7 @@ def test_the_encoder_injects_the_behavior_of_each_event() -> None:
 
 
 def _pattern_split():
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(300):
-        start = int(rng.integers(0, 30))
-        rows += [(f"u{u}", f"i{(start + t) % 30}", "buy" if t in (9, 11) else "click", t) for t in range(12)]
-    return build_split(make_log(rows), SplitConfig(min_history=3, max_history=10))
+    return cycle_split()
 
 
 def test_learns_a_deterministic_sequence_pattern_and_decodes_with_or_without_the_cache() -> None:

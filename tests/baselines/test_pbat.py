@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from baselines.pbat import PBAT, PBATConfig, PBATNet, sagp, tri_sagp, wasserstein, wasserstein_all
-from bench.data.split import SplitConfig, build_split
 from bench.metrics import summarize
 from bench.recommender import Context, rank_targets
-from tests.conftest import make_log
+from tests.conftest import cycle_split
 
 TINY = dict(d_model=16, heads=2, layers=1, dropout=0.0, max_len=6)
 
@@ -56,13 +54,7 @@ def test_learns_a_deterministic_sequence_pattern() -> None:
     (Order enters PBAT only through the Gaussian product of positions inside attention, so a strict
     "next = last + 1" pattern is learned slowly: Recall@10 0.7 to 1.0 after 40 epochs depending on the
     draw; the group pattern is learned in 20.)"""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(300):
-        group, start = int(rng.integers(0, 6)), int(rng.integers(0, 5))
-        items = [5 * group + (start + t) % 5 for t in range(12)]
-        rows += [(f"u{u}", f"i{it}", "buy" if t in (2, 5, 9, 11) else "click", 3600 * t) for t, it in enumerate(items)]
-    split = build_split(make_log(rows), SplitConfig(min_history=3, max_history=10))
+    split = cycle_split("group", buys=(2, 5, 9, 11), seconds_per_step=3600)
     torch.manual_seed(0)
     model = PBAT(PBATConfig(**TINY, epochs=20, patience=20, learning_rate=1e-2, batch_size=32, mask_prob=0.3),
                  Context(split=split, device=torch.device("cpu"), seed=0, progress=False))  # fmt: skip

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from baselines.tiger import TIGER, TIGERConfig, TIGERNet
-from bench.data.split import SplitConfig, build_split
 from bench.metrics import summarize
 from bench.recommender import Context, rank_targets
 from bench.semantic_ids import SemanticIdConfig
-from tests.conftest import make_log
+from tests.conftest import cycle_split
 
 TINY = dict(d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0)
 
@@ -27,12 +25,7 @@ def test_shapes() -> None:
 
 def test_learns_a_deterministic_sequence_pattern() -> None:
     """Next item = last item + 1 (mod 30): learned to Recall@10 ≈ 1 in seconds on CPU."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(300):
-        start = int(rng.integers(0, 30))
-        rows += [(f"u{u}", f"i{(start + t) % 30}", "buy" if t in (9, 11) else "click", t) for t in range(12)]
-    split = build_split(make_log(rows), SplitConfig(min_history=3, max_history=10))
+    split = cycle_split()
     torch.manual_seed(0)
     ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False,
                   semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=8))  # fmt: skip
