@@ -183,7 +183,7 @@ class RecBoleModel(ScoringModel):
 
         def run_epoch(epoch: int) -> float:
             # Reseed the loader's shuffle per epoch, so a resumed run sees the same batches.
-            train_data.generator.manual_seed(self.ctx.seed * 100_003 + epoch)
+            train_data.generator.manual_seed(self.ctx.epoch_seed(epoch))
             total, batches = 0.0, 0
             with recbole_compat():
                 for interaction in train_data:

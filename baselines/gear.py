@@ -155,7 +155,7 @@ class GEAR(ScoringModel):
             return self.loss(split.train_windows(users[idx], ends, cfg.max_len))
 
         def run_epoch(epoch: int) -> float:
-            seed = self.ctx.seed * 100_003 + epoch
+            seed = self.ctx.epoch_seed(epoch)
             state["rng"] = np.random.default_rng(seed)
             return minibatch_epoch(len(users), cfg.batch_size, seed, 0, optimizer, dev, loss_of)
 
@@ -165,10 +165,7 @@ class GEAR(ScoringModel):
     def score(self, histories: Histories) -> torch.Tensor:
         """History's last T − 1 events, then the target behavior (buy) with the last history timestamp."""
         self.net.eval()
-        n = self.config.max_len - 1
-        items, behaviors, times = self._window_tensors(
-            Histories(histories.users, histories.items[:, -n:], histories.behaviors[:, -n:], histories.timestamps[:, -n:], histories.lengths)
-        )  # fmt: skip
+        items, behaviors, times = self._window_tensors(histories.last(self.config.max_len - 1))
         behaviors = torch.cat([behaviors, torch.full_like(behaviors[:, :1], BUY + 1)], dim=1)
         times = torch.cat([times, times[:, -1:]], dim=1)  # the target's time is not known: gap 0
         z = self.net(items, behaviors, times)

@@ -156,7 +156,7 @@ class HSTU(ScoringModel):
             return self.sampled_softmax(out, targets)
 
         def run_epoch(epoch: int) -> float:
-            return minibatch_epoch(len(users), cfg.batch_size, self.ctx.seed * 100_003 + epoch, 0, optimizer, dev, loss_of)
+            return minibatch_epoch(len(users), cfg.batch_size, self.ctx.epoch_seed(epoch), 0, optimizer, dev, loss_of)
 
         return fit_model(self, self.net, optimizer, run_epoch, split, "HSTU")
 

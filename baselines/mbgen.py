@@ -144,7 +144,7 @@ class MBGen(SemanticIdModel):
             return self.net.codes.nll(memory, pad, start, target, routing).mean()  # mean token NLL, as upstream
 
         def run_epoch(epoch: int) -> float:
-            seed = self.ctx.seed * 100_003 + epoch
+            seed = self.ctx.epoch_seed(epoch)
             return minibatch_epoch(len(user), cfg.batch_size, seed, cfg.samples_per_epoch, optimizer, dev, loss_of)
 
         return fit_model(self, self.net, optimizer, run_epoch, split, "MBGen")

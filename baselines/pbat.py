@@ -294,7 +294,7 @@ class PBAT(ScoringModel):
             return self.loss(split.train_windows(users[idx], ends, cfg.max_len), state["gen"])
 
         def run_epoch(epoch: int) -> float:
-            seed = self.ctx.seed * 100_003 + epoch
+            seed = self.ctx.epoch_seed(epoch)
             state["rng"], state["gen"] = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
             return minibatch_epoch(len(users), cfg.batch_size, seed, 0, optimizer, dev, loss_of)
 
@@ -304,9 +304,7 @@ class PBAT(ScoringModel):
     def score(self, histories: Histories) -> torch.Tensor:
         """The last T − 1 history events, then MASK with behavior buy."""
         self.net.eval()
-        n = self.config.max_len - 1
-        items, behaviors, users = self._tensors(Histories(histories.users, histories.items[:, -n:], histories.behaviors[:, -n:],
-                                                          histories.timestamps[:, -n:], histories.lengths))  # fmt: skip
+        items, behaviors, users = self._tensors(histories.last(self.config.max_len - 1))
         items = torch.cat([items, torch.full_like(items[:, :1], self.net.n_items + 1)], dim=1)
         behaviors = torch.cat([behaviors, torch.full_like(behaviors[:, :1], BUY + 1)], dim=1)
         o_mu, o_s = self.net(items, behaviors, users)

@@ -96,7 +96,7 @@ class TIGER(SemanticIdModel):
             return self.net.codes.nll(memory, pad, start, self.item_codes[target]).sum(1).mean()
 
         def run_epoch(epoch: int) -> float:
-            seed = self.ctx.seed * 100_003 + epoch
+            seed = self.ctx.epoch_seed(epoch)
             return minibatch_epoch(len(user), cfg.batch_size, seed, cfg.samples_per_epoch, optimizer, device, loss_of)
 
         return fit_model(self, self.net, optimizer, run_epoch, split, "TIGER")

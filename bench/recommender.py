@@ -44,6 +44,11 @@ class Context:
     cache_dir: Path | None = None
     """Where the split's artifacts (semantic IDs) are cached."""
 
+    def epoch_seed(self, epoch: int, salt: int = 0) -> int:
+        """The seed of one training epoch's sample order: a function of the run's seed and the epoch only,
+        so a run resumed from a checkpoint sees the same batches (``salt`` separates a model's stages)."""
+        return self.seed * 100_003 + epoch + salt
+
     def semantic_ids(self) -> SemanticIds:
         """The split's semantic IDs: fitted once on its training part, then read from the cache."""
         return load_or_fit(self.split, self.semantic_id_config, self.cache_dir)

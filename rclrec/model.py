@@ -288,7 +288,7 @@ class RCLRec(SemanticIdModel):
             return loss_fn(h, target, torch.as_tensor(split.behaviors[rows].astype(np.int64), device=dev))
 
         def run_epoch(epoch: int) -> float:
-            seed = self.ctx.seed * 100_003 + epoch + salt
+            seed = self.ctx.epoch_seed(epoch, salt)
             return minibatch_epoch(len(user), cfg.batch_size, seed, samples, optimizer, dev, loss_of)
 
         validate = lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size)  # noqa: E731

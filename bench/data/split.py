@@ -84,6 +84,11 @@ class Histories:
     def __len__(self) -> int:
         return len(self.users)
 
+    def last(self, n: int) -> Histories:
+        """The same users' ``n`` most recent interactions (still right-aligned)."""
+        return Histories(self.users, self.items[:, -n:], self.behaviors[:, -n:], self.timestamps[:, -n:],
+                         np.minimum(self.lengths, n))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Split:
