@@ -21,14 +21,17 @@ from tabulate import tabulate
 from bench import runner
 from bench.config import load_tune_grid
 from bench.errors import BenchError
-from bench.io import write_json, write_text
+from bench.io import atomic_path, write_json, write_text
 
 CRITERION = "valid_ndcg@10"
 
 
 def grid_points(model: str) -> list[dict[str, Any]]:
-    """The grid as a list of parameter overrides, in YAML order (the first point wins ties)."""
+    """The grid as a list of parameter overrides, in YAML order (the first point wins ties); empty for a
+    model without a grid."""
     grid = load_tune_grid(model)
+    if not grid:
+        return []
     points = []
     for values in itertools.product(*grid.values()):
         point: dict[str, Any] = {}
@@ -58,13 +61,12 @@ def tune(
 ) -> list[str]:
     """Run every grid point of every model that has a grid (seed 0), then record each model's selection.
     Returns the failed trials; a model with a failed trial gets no selection."""
-    tunable = [m for m in models if load_tune_grid(m)]
-    if not tunable:
+    grids = {m: points for m in models if (points := grid_points(m))}
+    if not grids:
         raise BenchError(f"none of {', '.join(models)} has a 'tune' grid in its YAML")
-    variants = {trial_name(m, p): (m, p) for m in tunable for p in grid_points(m)}
+    variants = {trial_name(m, p): (m, p) for m, points in grids.items() for p in points}
     failed = runner.run(list(variants), dataset, data, profile_name, 1, results_dir, device, progress, variants)
-    for model in tunable:
-        points = grid_points(model)
+    for model, points in grids.items():
         trials = []
         for point in points:
             path = results_dir / dataset / trial_name(model, point) / "seed0.json"
@@ -108,8 +110,8 @@ def reuse_trial(results_dir: Path, dataset: str, model: str, trial: str) -> None
     target = results_dir / dataset / model / "seed0.json"
     if target.exists() or not source.exists():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source.with_suffix(".npz"), target.with_suffix(".npz"))
+    with atomic_path(target.with_suffix(".npz")) as tmp:
+        shutil.copyfile(source.with_suffix(".npz"), tmp)
     write_json(target, {**json.loads(source.read_text()), "model": model, "tuned_from": str(source.parent)})
 
 

@@ -112,23 +112,26 @@ class CodeDecoder(nn.Module):
         memory, the way MBGen's official code decodes; it exists for the speed benchmark and as a check.
         """
         p = start.shape[1]
-        route = (lambda slots, rows: None) if routing is None else routing  # noqa: E731
-        slots = lambda a, b: torch.arange(a, b, device=start.device)  # noqa: E731
+
+        def route(first: int, end: int, rows: int) -> Routing | None:
+            """The routing of decoder slots first … end − 1 for ``rows`` rows (None: not routed)."""
+            return None if routing is None else routing(torch.arange(first, end, device=start.device), rows)
+
         if use_cache:
             cache = self.backbone.start_cache(memory, pad)
-            h0 = self.backbone.decode_step(start, cache, start_pad, route(slots(0, p), len(start)))
+            h0 = self.backbone.decode_step(start, cache, start_pad, route(0, p, len(start)))
             first = self.logits(h0[:, -1], first_level)
 
             def step(tokens: torch.Tensor, level: int) -> torch.Tensor:
                 y = self.code_emb(tokens + self.offsets[first_level + level - 1])[:, None]
-                h = self.backbone.decode_step(y, cache, routing=route(slots(p + level - 1, p + level), len(tokens)))
+                h = self.backbone.decode_step(y, cache, routing=route(p + level - 1, p + level, len(tokens)))
                 return self.logits(h[:, -1], first_level + level)
 
             return beam_search(first, step, cache.select, trie, width, k)
 
         y_pad = start_pad if start_pad is not None else torch.zeros(start.shape[:2], dtype=torch.bool, device=start.device)
         state = {"y": start, "memory": memory, "pad": pad, "y_pad": y_pad}
-        h0 = self.backbone.decode(start, memory, pad, y_pad, route(slots(0, p), len(start)))
+        h0 = self.backbone.decode(start, memory, pad, y_pad, route(0, p, len(start)))
         first = self.logits(h0[:, -1], first_level)
 
         def select(rows: torch.Tensor, w: int) -> None:
@@ -141,7 +144,7 @@ class CodeDecoder(nn.Module):
             state["y"] = torch.cat([state["y"], y], dim=1)
             state["y_pad"] = torch.cat([state["y_pad"], state["y_pad"].new_zeros(len(tokens), 1)], dim=1)
             t = state["y"].shape[1]
-            h = self.backbone.decode(state["y"], state["memory"], state["pad"], state["y_pad"], route(slots(0, t), len(tokens)))
+            h = self.backbone.decode(state["y"], state["memory"], state["pad"], state["y_pad"], route(0, t, len(tokens)))
             return self.logits(h[:, -1], first_level + level)
 
         return beam_search(first, step_recompute, select, trie, width, k)

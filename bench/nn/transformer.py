@@ -29,9 +29,9 @@ class BackboneConfig:
     dropout: float = 0.1
     max_encoder_len: int = 512
     max_decoder_len: int = 64
-    encoder_experts: int = 1
-    """Feed-forward experts per encoder layer; a token's expert is ``Routing.expert`` (1 = dense)."""
     decoder_experts: int = 1
+    """Feed-forward experts per decoder layer; a token's expert is ``Routing.expert`` (1 = dense). The
+    encoder is always dense (MBGen's default)."""
     inject_layers: int = 0
     """The first this many layers of each stack get [x ; e_b] as feed-forward input (MBGen)."""
     behavior_vocab: int = 0
@@ -132,7 +132,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
-        self.ff = feed_forward(cfg, cfg.encoder_experts, inject)
+        self.ff = feed_forward(cfg, 1, inject)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
