@@ -71,3 +71,20 @@ def test_trains_on_histories_shorter_and_longer_than_the_window() -> None:
     model = GEAR(GEARConfig(**TINY, epochs=2, patience=2, random_window_prob=1.0),
                  Context(split=split, device=torch.device("cpu"), seed=0, progress=False))  # fmt: skip
     assert len(model.fit(split).valid_curve) == 2
+
+
+def test_item_loss_is_the_full_window_cross_entropy_ignoring_padding() -> None:
+    """The loss computes logits only at slots with a real target; it must equal the cross-entropy over
+    every slot of the window with padded targets ignored (the public code's form)."""
+    rows = [(f"u{u}", f"i{(u + t) % 9}", "buy" if t >= n - 2 else "click", t) for u, n in enumerate([4, 5, 9, 14]) for t in range(n)]
+    split = build_split(make_log(rows), SplitConfig(min_history=2, max_history=10))
+    torch.manual_seed(0)
+    model = GEAR(GEARConfig(**TINY, alpha=0.0), Context(split=split, device=torch.device("cpu"), seed=0, progress=False))
+    model.net.eval()
+    users, lengths = split.train_sequences()
+    w = split.train_windows(users, lengths, TINY["max_len"])
+    items, behaviors, times = model._window_tensors(w)
+    assert (items == 0).any() and (items > 0).any()  # short histories: the window is part padding
+    z = model.net(items[:, :-1], behaviors, times)
+    reference = torch.nn.functional.cross_entropy((z[:, 0::2] @ model.net.items.weight.T).flatten(0, 1), items.flatten(), ignore_index=0)
+    assert torch.allclose(model.loss(w), reference, atol=1e-6)
