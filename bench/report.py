@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -20,6 +21,7 @@ from bench.errors import BenchError
 from bench.io import write_json, write_text
 from bench.metrics import METRICS, per_target
 from bench.stats import holm, paired_tests
+from bench.training import capped_stages
 
 ALPHA = 0.05
 HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
@@ -53,6 +55,10 @@ class ModelResults:
     per_target: dict[str, np.ndarray]
     """metric → (T,) per-target value averaged over seeds: the unit of the paired tests."""
     is_repeat: np.ndarray
+    training: list[dict[str, Any]]
+    """Each seed's best epoch, epochs run, training seconds and device (empty fields for untrained models)."""
+    capped: list[str]
+    """"seed S: best epoch B of C" for each seed whose training ended at its epoch cap, not by early stopping."""
 
     def mean(self, metric: str) -> float:
         return float(np.mean([m[metric] for m in self.per_seed]))
@@ -107,11 +113,25 @@ def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[Mod
                 per_seed=[r["metrics"] for _, r in items],
                 per_target={m: np.mean([s[m] for s in stacked], axis=0) for m in METRICS},
                 is_repeat=arrays[0]["is_repeat"].astype(bool),
+                training=[_training(r) for _, r in items],
+                capped=[f"seed {r['seed']}: {stage}" for _, r in items
+                        for stage in capped_stages(r.get("best_epoch", 0), r.get("fit_extra") or {})],  # fmt: skip
             )
         )
     position = {n: i for i, n in enumerate(table_order([r.name for r in results]))}
     results.sort(key=lambda r: position[r.name])
     return results, fingerprint, left_out
+
+
+def _training(result: dict[str, Any]) -> dict[str, Any]:
+    extra = result.get("fit_extra") or {}
+    return {
+        "best_epoch": result.get("best_epoch", 0) + 1 if "epochs_run" in extra else None,
+        "epochs_run": extra.get("epochs_run"),
+        "epoch_cap": extra.get("epoch_cap"),
+        "train_seconds": result.get("train_seconds"),
+        "device": result.get("device"),
+    }
 
 
 def significance(results: list[ModelResults], reference: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -141,7 +161,8 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, 
         if latex
         else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>", "†")
     )
-    rows = [[display(r.name)] for r in results]
+    capped = "$^\\ddagger$" if latex else "‡"
+    rows = [[display(r.name) + (capped if r.capped else "")] for r in results]
     improv = ["Improv."]
     for metric in METRICS:
         means = np.array([r.mean(metric) for r in results])
@@ -214,6 +235,8 @@ def write_table(
         f"{display(reference)} (two-sided paired Wilcoxon signed-rank on per-target values, Holm-corrected "
         f"across the models of this table, p < {ALPHA})."
     )
+    if any(r.capped for r in results):
+        legend += " ‡ = training ended at its epoch cap, not by early stopping (see Training): possibly undertrained."
     seeds_rows = [
         [display(r.name), len(r.seeds), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results
     ]
@@ -225,6 +248,16 @@ def write_table(
                 for mask in (r.is_repeat, ~r.is_repeat)
                 for m in ("recall@10", "ndcg@10")
             ),
+        ]
+        for r in results
+    ]
+    training_rows = [
+        [
+            display(r.name),
+            " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training),
+            f"{np.mean([t['train_seconds'] or 0.0 for t in r.training]):.0f}",
+            ", ".join(sorted({str(t["device"]) for t in r.training})),
+            "; ".join(r.capped) or "–",
         ]
         for r in results
     ]
@@ -260,9 +293,20 @@ def write_table(
         tabulate(pvals, headers=headers, tablefmt="github", disable_numparse=True) if pvals else "(one model only)",
         "",
     ]
+    md += [
+        "## Training",
+        "",
+        tabulate(
+            training_rows,
+            headers=["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
+        "",
+    ]
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
-    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$"), f"tab:{stem}", improvement)
+    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$"), f"tab:{stem}", improvement)
     tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
     stats = {
         "fingerprint": fingerprint,

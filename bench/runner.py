@@ -41,6 +41,7 @@ from bench.errors import BenchError
 from bench.io import write_json, write_npz
 from bench.metrics import summarize
 from bench.recommender import Context, GenerativeModel, build_model, config_dict, rank_targets, resolve
+from bench.training import capped_stages
 
 
 def say(message: str) -> None:
@@ -277,7 +278,10 @@ def _run_job(
         is_repeat=split.test.is_repeat,
     )
     write_json(job.json_path, result)
+    capped = capped_stages(report.best_epoch, report.extra)
+    epochs = f"best epoch {report.best_epoch + 1} of {report.extra['epochs_run']}, " if "epochs_run" in report.extra else ""
     say(
         f"✓ {job.name}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
-        f"(best epoch {report.best_epoch}, {train_seconds:.0f}s train, {eval_seconds:.1f}s eval)"
+        f"({epochs}{train_seconds:.0f}s train, {eval_seconds:.1f}s eval)"
+        + (f"; ⚠ ended at its epoch cap, not by early stopping ({'; '.join(capped)}): possibly undertrained" if capped else "")
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +115,16 @@ def train(
     stopper = EarlyStopping(patience)
     curve: list[float] = []
     losses: list[float] = []
-    start = 0
+    start, stopped = 0, False
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)  # our own file, written below
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         stopper.load_state_dict(state["stopper"])
         curve, losses, start = state["curve"], state["losses"], state["epoch"] + 1
+        stopped = state.get("stopped", False)  # True: it had stopped early and only the clean-up below was interrupted
         _set_rng_state(state["rng"])
-    bar = tqdm(range(start, epochs), desc=desc, leave=False, disable=not progress or None, unit="epoch")
+    bar = tqdm(range(start, start if stopped else epochs), desc=desc, leave=False, disable=not progress or None, unit="epoch")
     for epoch in bar:
         module.train()
         losses.append(float(run_epoch(epoch)))
@@ -142,11 +143,13 @@ def train(
                 "curve": curve,
                 "losses": losses,
                 "epoch": epoch,
+                "stopped": stop,
                 "rng": _rng_state(),
             }
             with atomic_path(checkpoint) as tmp:
                 torch.save(state, tmp)
         if stop:
+            stopped = True
             break
     stopper.restore(module)
     module.eval()
@@ -156,8 +159,22 @@ def train(
         best_epoch=stopper.best_epoch,
         best_valid_ndcg10=stopper.best_score,
         valid_curve=curve,
-        extra={"train_loss": losses, "epochs_run": len(curve)},
+        extra={"train_loss": losses, "epochs_run": len(curve), "epoch_cap": epochs, "ended_at_cap": not stopped},
     )
+
+
+def capped_stages(best_epoch: int, extra: Mapping[str, Any]) -> list[str]:
+    """The training stages of one run (its result's ``best_epoch`` and ``fit_extra``) that ended at their
+    epoch cap instead of by early stopping, as "best epoch B of C" (RCLRec's first stage, reported under
+    ``pretrain``, as "pre-training: …"). Such a model may still have been improving, so its numbers may
+    understate it: the runner warns and the report marks it."""
+    out = []
+    if extra.get("ended_at_cap"):
+        out.append(f"best epoch {best_epoch + 1} of {extra['epoch_cap']}")
+    pre = extra.get("pretrain")
+    if isinstance(pre, Mapping) and pre.get("extra", {}).get("ended_at_cap"):
+        out.append(f"pre-training: best epoch {pre['best_epoch'] + 1} of {pre['extra']['epoch_cap']}")
+    return out
 
 
 def fit_model(

@@ -12,11 +12,11 @@ from bench.metrics import summarize
 from bench.report import table1
 
 
-def _result(folder: Path, model: str, seed: int, ranks: np.ndarray, fingerprint: str = "fp1") -> None:
+def _result(folder: Path, model: str, seed: int, ranks: np.ndarray, fingerprint: str = "fp1", **fields: object) -> None:
     is_repeat = np.arange(len(ranks)) % 2 == 0
     path = folder / model / f"seed{seed}.json"
     write_npz(path.with_suffix(".npz"), ranks=ranks, users=np.arange(len(ranks)), items=np.zeros(len(ranks), int), is_repeat=is_repeat)
-    write_json(path, {"model": model, "seed": seed, "split_fingerprint": fingerprint, "metrics": summarize(ranks, is_repeat)})
+    write_json(path, {"model": model, "seed": seed, "split_fingerprint": fingerprint, "metrics": summarize(ranks, is_repeat), **fields})
 
 
 @pytest.fixture
@@ -78,3 +78,21 @@ def test_no_results_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="no results"):
         (tmp_path / "d").mkdir()
         table1(tmp_path, "d")
+
+
+def test_a_run_that_ended_at_its_epoch_cap_is_marked(tmp_path: Path) -> None:
+    ranks = np.arange(1, 101, dtype=float)
+    capped = {"epochs_run": 50, "epoch_cap": 50, "ended_at_cap": True}
+    stopped = {"epochs_run": 12, "epoch_cap": 20, "ended_at_cap": False}
+    _result(tmp_path / "d", "gear", 0, ranks, best_epoch=49, fit_extra=capped, train_seconds=10.0, device="cpu")
+    _result(tmp_path / "d", "mbgen", 0, ranks, best_epoch=8, fit_extra=stopped, train_seconds=4.0, device="cpu")
+    paths = table1(tmp_path, "d")
+    md = paths["md"].read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.split("Metrics in")[0].splitlines() if line.startswith("| ")}
+    assert "GEAR‡" in rows and "MBGen" in rows  # MBGen stopped early: no mark
+    assert "‡ = training ended at its epoch cap" in md
+    training = {cells[0]: cells[1:] for line in md.split("## Training")[1].splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}  # fmt: skip
+    assert training["GEAR"] == ["50/50/50", "10", "cpu", "seed 0: best epoch 50 of 50"]
+    assert training["MBGen"] == ["9/12/20", "4", "cpu", "–"]
+    assert "GEAR$^\\ddagger$" in paths["tex"].read_text()

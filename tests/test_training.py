@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.training import EarlyStopping, train
+from bench.training import EarlyStopping, capped_stages, train
 
 
 def test_early_stopping_keeps_the_best_weights() -> None:
@@ -53,3 +53,42 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path: Path) -> None:
     assert torch.equal(straight_weights, resumed_weights)
     assert resumed_curve == straight_curve
     assert not checkpoint.exists()  # removed once training ends
+
+
+def _train_on(scores: list[float], patience: int, checkpoint: Path | None = None, epochs: int | None = None) -> dict:
+    module = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    it = iter(scores)
+    report = train(module, optimizer, lambda epoch: 0.0, lambda: next(it), epochs=epochs or len(scores), patience=patience,
+                   checkpoint=checkpoint, progress=False)  # fmt: skip
+    return {"best_epoch": report.best_epoch, **report.extra}
+
+
+def test_the_report_says_whether_training_ended_at_the_epoch_cap() -> None:
+    still_improving = _train_on([0.1, 0.2, 0.3, 0.4], patience=2)
+    assert still_improving["ended_at_cap"] and still_improving["epoch_cap"] == 4
+    assert capped_stages(still_improving["best_epoch"], still_improving) == ["best epoch 4 of 4"]
+    stopped = _train_on([0.1, 0.3, 0.2, 0.2, 0.5], patience=2)  # stops after epoch 3, before the 0.5
+    assert not stopped["ended_at_cap"] and stopped["epochs_run"] == 4
+    assert capped_stages(stopped["best_epoch"], stopped) == []
+    # RCLRec reports its pre-training stage under "pretrain" (a FitReport as a dict).
+    pretrain = {"best_epoch": 19, "extra": {"ended_at_cap": True, "epoch_cap": 20}}
+    assert capped_stages(1, {**stopped, "pretrain": pretrain}) == ["pre-training: best epoch 20 of 20"]
+
+
+def test_a_run_that_stopped_early_does_not_train_on_when_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after the stopping epoch's checkpoint but before its removal: the resumed call must not
+    train the epochs left under the cap (``validate`` has no scores past the fourth epoch here)."""
+    checkpoint = tmp_path / "model.ckpt"
+
+    def crash(self: Path, *args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "unlink", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _train_on([0.1, 0.3, 0.2, 0.2], patience=2, checkpoint=checkpoint, epochs=6)  # stops after epoch 3 of 6
+    monkeypatch.undo()
+    assert checkpoint.exists()
+    resumed = _train_on([], patience=2, checkpoint=checkpoint, epochs=6)
+    assert resumed["epochs_run"] == 4 and not resumed["ended_at_cap"] and resumed["best_epoch"] == 1
+    assert not checkpoint.exists()
