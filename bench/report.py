@@ -209,6 +209,15 @@ def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str, 
     )
 
 
+def _github(rows: list[list[Any]], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _section(title: str, rows: list[list[Any]], headers: list[str]) -> list[str]:
+    """A Markdown section: heading, then the table (or a note when there are no rows)."""
+    return [f"## {title}", "", _github(rows, headers) if rows else "(one model only)", ""]
+
+
 def write_table(
     folder: Path,
     stem: str,
@@ -271,38 +280,16 @@ def write_table(
         "",
         f"Split fingerprint `{fingerprint}`.",
         "",
-        tabulate(md_rows, headers=headers, tablefmt="github", disable_numparse=True),
+        _github(md_rows, headers),
         "",
         legend,
         "",
-        "## Mean ± std over seeds",
-        "",
-        tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="github", disable_numparse=True),
-        "",
-        f"## Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)",
-        "",
-        tabulate(
-            breakdown,
-            headers=["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"],
-            tablefmt="github",
-            disable_numparse=True,
-        ),
-        "",
-        f"## Holm-corrected p-values vs {display(reference)} (Wilcoxon / paired t)",
-        "",
-        tabulate(pvals, headers=headers, tablefmt="github", disable_numparse=True) if pvals else "(one model only)",
-        "",
-    ]
-    md += [
-        "## Training",
-        "",
-        tabulate(
-            training_rows,
-            headers=["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"],
-            tablefmt="github",
-            disable_numparse=True,
-        ),
-        "",
+        *_section("Mean ± std over seeds", seeds_rows, ["Method", "Seeds", *headers[1:]]),
+        *_section(f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", breakdown,
+                  ["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"]),  # fmt: skip
+        *_section(f"Holm-corrected p-values vs {display(reference)} (Wilcoxon / paired t)", pvals, headers),
+        *_section("Training", training_rows,
+                  ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"]),  # fmt: skip
     ]
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
