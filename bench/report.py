@@ -24,6 +24,8 @@ from bench.stats import holm, paired_tests
 from bench.training import capped_stages
 
 ALPHA = 0.05
+LATEX_MARKS = {"†": "$^\\dagger$", "‡": "$^\\ddagger$"}
+"""The table marks (significant difference, ended at the epoch cap) in LaTeX."""
 HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
 DISPLAY = {
     "pop": "Pop",
@@ -56,9 +58,13 @@ class ModelResults:
     """metric → (T,) per-target value averaged over seeds: the unit of the paired tests."""
     is_repeat: np.ndarray
     training: list[dict[str, Any]]
-    """Each seed's best epoch, epochs run, training seconds and device (empty fields for untrained models)."""
-    capped: list[str]
-    """"seed S: best epoch B of C" for each seed whose training ended at its epoch cap, not by early stopping."""
+    """Each seed's best epoch, epochs run, epoch cap, training seconds, device (None where a model has no
+    epochs) and the stages that ended at the cap (:func:`bench.training.capped_stages`)."""
+
+    @property
+    def capped(self) -> list[str]:
+        """"seed S: best epoch B of C" for each stage of each seed that ended at its epoch cap."""
+        return [f"seed {s}: {stage}" for s, t in zip(self.seeds, self.training) for stage in t["capped"]]
 
     def mean(self, metric: str) -> float:
         return float(np.mean([m[metric] for m in self.per_seed]))
@@ -114,8 +120,6 @@ def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[Mod
                 per_target={m: np.mean([s[m] for s in stacked], axis=0) for m in METRICS},
                 is_repeat=arrays[0]["is_repeat"].astype(bool),
                 training=[_training(r) for _, r in items],
-                capped=[f"seed {r['seed']}: {stage}" for _, r in items
-                        for stage in capped_stages(r.get("best_epoch", 0), r.get("fit_extra") or {})],  # fmt: skip
             )
         )
     position = {n: i for i, n in enumerate(table_order([r.name for r in results]))}
@@ -131,6 +135,7 @@ def _training(result: dict[str, Any]) -> dict[str, Any]:
         "epoch_cap": extra.get("epoch_cap"),
         "train_seconds": result.get("train_seconds"),
         "device": result.get("device"),
+        "capped": capped_stages(result.get("best_epoch", 0), extra),
     }
 
 
@@ -156,12 +161,10 @@ def _fmt(value: float) -> str:
 
 
 def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, improvement: bool = True) -> list[list[str]]:
-    bold, under, dagger = (
-        (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}", "$^\\dagger$")
-        if latex
-        else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>", "†")
+    bold, under = (
+        (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}") if latex else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>")
     )
-    capped = "$^\\ddagger$" if latex else "‡"
+    dagger, capped = (LATEX_MARKS[m] if latex else m for m in ("†", "‡"))
     rows = [[display(r.name) + (capped if r.capped else "")] for r in results]
     improv = ["Improv."]
     for metric in METRICS:
@@ -207,6 +210,14 @@ def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str, 
             "",
         ]
     )
+
+
+def _latex_text(text: str) -> str:
+    """Plain text (a legend) → LaTeX: escaped percent signs, the table marks as superscripts."""
+    text = text.replace("%", "\\%")
+    for mark, latex in LATEX_MARKS.items():
+        text = text.replace(mark, latex)
+    return text
 
 
 def _github(rows: list[list[Any]], headers: list[str]) -> str:
@@ -293,7 +304,7 @@ def write_table(
     ]
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
-    tex = _latex(tex_rows, headers, title + ". " + legend.replace("%", "\\%").replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$"), f"tab:{stem}", improvement)
+    tex = _latex(tex_rows, headers, title + ". " + _latex_text(legend), f"tab:{stem}", improvement)
     tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
     stats = {
         "fingerprint": fingerprint,
