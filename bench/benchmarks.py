@@ -13,14 +13,14 @@ from pathlib import Path
 import torch
 
 from baselines.tiger import TIGERConfig, TIGERNet
-from bench.config import load_dataset
+from bench.config import Configs
 from bench.nn.beam import PrefixTrie
 from bench.runner import cache_dir, prepare_split
 from bench.semantic_ids import load_or_fit
 
 
 def beam(users: int, width: int, k: int, results_dir: Path, device: torch.device, repeats: int = 3) -> dict[str, float]:
-    ds = load_dataset("synthetic", "cpu")
+    ds = Configs().dataset("synthetic", "cpu")
     split = prepare_split(ds, cache_dir(results_dir), lambda message: None)
     ids = load_or_fit(split, ds.semantic_ids, cache_dir(results_dir))
     torch.manual_seed(0)

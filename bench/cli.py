@@ -21,10 +21,32 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, profile: bool = True) -> None:
-    p.add_argument("--dataset", default="synthetic", help="a name from configs/datasets (default: synthetic)")
+    p.add_argument("--dataset", default="synthetic", help="a dataset config name, e.g. synthetic, tmall, taobao, csv")
     p.add_argument("--data", default=None, help="the data file or folder, for formats that read one")
+    p.add_argument("--name", default=None,
+                   help="the log's name in results and captions (default: a csv folder's name, else --dataset)")
     if profile:
-        p.add_argument("--profile", default="cpu", help="smoke | cpu | paper (configs/profiles)")
+        p.add_argument("--profile", default="cpu", help="smoke | cpu | paper, or your own profiles/NAME.yaml")
+    p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                   help="a folder with models/, datasets/, profiles/ that add to or override the built-in configs "
+                   "(repeatable; also BENCH_CONFIG_PATH)")  # fmt: skip
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+
+
+def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True, test: bool = True) -> None:
+    if seeds:
+        p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default: the profile's)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.FIELD=VALUE", dest="sets",
+                   help="change one config field for this command (repeatable), e.g. --set sasrec.learning_rate=0.003")
+    if tuned:
+        p.add_argument("--tuned", action="store_true", help="use each model's configuration selected by 'bench tune'")
+    if test:
+        _test(p)
+
+
+def _test(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test", default="wilcoxon", help="the significance test: wilcoxon, ttest, permutation")
 
 
 def _models(value: str) -> list[str]:
@@ -40,47 +62,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and evaluate models on one shared split, then write Table 1")
     which = run.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every Table 1 model (configs/models without '-')")
+    which.add_argument("--all", action="store_true", help="every model whose YAML says 'table: table1'")
     which.add_argument("--models", type=_models, help="comma-separated model names, e.g. pop,sasrec")
     _common(run)
-    run.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default: the profile's)")
-    run.add_argument("--results-dir", type=Path, default=Path("results"))
-    run.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
+    _training(run)
     run.add_argument("--no-report", action="store_true", help="skip writing the tables at the end")
-    run.add_argument("--tuned", action="store_true", help="use each model's configuration selected by 'bench tune'")
 
     tune = sub.add_parser("tune", help="every model's tuning grid (seed 0), selected on validation NDCG@10")
     which = tune.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every Table 1 model with a 'tune' grid")
     which.add_argument("--models", type=_models, help="comma-separated model names")
     _common(tune)
-    tune.add_argument("--results-dir", type=Path, default=Path("results"))
-    tune.add_argument("--device", default=None)
+    _training(tune, seeds=False, tuned=False, test=False)
 
-    ablate = sub.add_parser("ablate", help="RCLRec and its three ablations, then Table 2")
+    ablate = sub.add_parser("ablate", help="a model and its Table 2 variants ('extends' + 'table: table2'), then Table 2")
+    ablate.add_argument("--model", default="rclrec")
     _common(ablate)
-    ablate.add_argument("--seeds", type=int, default=None)
-    ablate.add_argument("--results-dir", type=Path, default=Path("results"))
-    ablate.add_argument("--device", default=None)
+    _training(ablate)
 
-    sweep = sub.add_parser("sweep", help="one RCLRec parameter over several values, then Figure 3")
+    sweep = sub.add_parser("sweep", help="one parameter over several values, then Figure 3 (k) or sweep-<param>")
     sweep.add_argument("--param", required=True, help="a numeric field of the model's config: k, tau, lam, margin, …")
     sweep.add_argument("--values", required=True, help="comma-separated values, e.g. 1,2,3,4,5,6")
     sweep.add_argument("--model", default="rclrec")
     _common(sweep)
-    sweep.add_argument("--seeds", type=int, default=None)
-    sweep.add_argument("--results-dir", type=Path, default=Path("results"))
-    sweep.add_argument("--device", default=None)
+    _training(sweep, test=False)
 
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
-    report.add_argument("--dataset", default="synthetic")
-    report.add_argument("--results-dir", type=Path, default=Path("results"))
+    _common(report)
+    _test(report)
+
+    models = sub.add_parser("models", help="the registered models: name, display name, table, class, grid")
+    models.add_argument("--config-dir", action="append", default=[], metavar="DIR")
+    models.add_argument("--table", default=None, help="only the models of this table (table1, table2)")
+    models.add_argument("--names", action="store_true", help="print the names only, comma-separated")
 
     data = sub.add_parser("data", help="inspect a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     stats = data_sub.add_parser("stats", help="users, items, rows per behavior, targets, repeat share")
     _common(stats)
-    stats.add_argument("--results-dir", type=Path, default=Path("results"), help="where the split cache lives")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_cmd = sub.add_parser("benchmark", help="speed benchmarks that print ratios")
     bench_sub = bench_cmd.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
@@ -105,45 +124,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _request(args: argparse.Namespace):  # noqa: ANN202 - bench.plan imported lazily
+    from bench.plan import Request
+
+    return Request(
+        dataset=args.dataset, data=args.data, name=args.name, profile=args.profile, results_dir=args.results_dir,
+        seeds=getattr(args, "seeds", None), sets=tuple(getattr(args, "sets", ())), tuned=getattr(args, "tuned", False),
+        test=getattr(args, "test", "wilcoxon"), config_dirs=tuple(args.config_dir),
+    )  # fmt: skip
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     import torch
 
+    from bench import plan as plans
     from bench import report, runner
-    from bench.config import load_dataset, model_names
 
     device = _device(getattr(args, "device", None))
-    table1_models = report.table_order([m for m in model_names() if "-" not in m])
     if args.command == "run":
-        models = table1_models if args.all else args.models
-        variants = _tuned(models, args) if args.tuned else None
-        failed = runner.run(models, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device,
-                            variants=variants)  # fmt: skip
+        plan = plans.run_plan(_request(args), None if args.all else args.models)
+        failed = runner.run(plan, device)
         if args.no_report:
             return _failures(failed)
-        return _finish(failed, lambda: report.table1(args.results_dir, args.dataset))
+        return _finish(failed, lambda: report.table1(plan.folder, plan.test))
     if args.command == "tune":
         from bench import tuning
 
-        models = table1_models if args.all else args.models  # models without a grid are skipped
-        failed = tuning.tune(models, args.dataset, args.data, args.profile, args.results_dir, device)
-        print(f"wrote {args.results_dir / args.dataset / 'tuning.md'}")
+        plan = plans.tune_plan(_request(args), None if args.all else args.models)
+        failed = runner.run(plan, device)
+        tuning.select(plan)
+        print(f"wrote {plan.folder / 'tuning.md'}")
         return _failures(failed)
     if args.command == "ablate":
-        failed = runner.run(report.ABLATIONS, args.dataset, args.data, args.profile, args.seeds, args.results_dir, device)
-        return _finish(failed, lambda: report.table2(args.results_dir, args.dataset))
+        plan = plans.ablate_plan(_request(args), args.model)
+        failed = runner.run(plan, device)
+        return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
     if args.command == "sweep":
         from bench import figure
 
-        values = _sweep_values(args.model, args.param, args.values, args.profile)
-        variants = {figure.sweep_name(args.model, args.param, v): (args.model, {args.param: v}) for v in values}
-        failed = runner.run(list(variants), args.dataset, args.data, args.profile, args.seeds, args.results_dir, device,
-                            variants=variants)  # fmt: skip
-        return _finish(failed, lambda: figure.figure3(args.results_dir, args.dataset, args.model, args.param, values))
+        plan = plans.sweep_plan(_request(args), args.model, args.param, args.values)
+        failed = runner.run(plan, device)
+        values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
+        return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
     if args.command == "report":
-        _print_paths(report.table1(args.results_dir, args.dataset))
+        _print_paths(report.table1(plans.dataset_folder(_request(args)), args.test))
         return 0
+    if args.command == "models":
+        return _list_models(args)
     if args.command == "data" and args.data_command == "stats":
-        ds = load_dataset(args.dataset, args.profile, args.data)
+        from bench.config import Configs
+
+        ds = Configs(args.config_dir).dataset(args.dataset, args.profile, args.data, args.name)
         quiet = (lambda message: None) if args.json else runner.say
         split = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)
         st = split.stats()
@@ -172,18 +203,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args)
 
 
-def _tuned(models: list[str], args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
-    """Each model's selected configuration (models without a grid run as configured); the selected
-    point's seed-0 trial is reused instead of trained again."""
-    from bench import tuning
+def _list_models(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
 
-    variants = {}
-    for model in models:
-        chosen = tuning.selected(args.results_dir, args.dataset, model, args.profile)
-        if chosen is not None:
-            variants[model] = (model, chosen[0])
-            tuning.reuse_trial(args.results_dir, args.dataset, model, chosen[1])
-    return variants
+    from bench.config import Configs
+
+    entries = Configs(args.config_dir).models(args.table)
+    if args.names:
+        print(",".join(e.name for e in entries))
+        return 0
+    rows = [[e.name, e.display, e.table or "–", e.extends or "–", e.target, e.tune_owner or "–"] for e in entries]
+    print(tabulate(rows, headers=["name", "display", "table", "extends", "class", "tuned by"], tablefmt="simple"))
+    return 0
 
 
 def _device(name: str | None):  # noqa: ANN202 - torch imported lazily
@@ -212,28 +243,6 @@ def _failures(failed: list[str]) -> int:
         print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _sweep_values(model: str, param: str, text: str, profile: str) -> list[float | int]:
-    """Parse --values by the type of the model config's field; only numeric fields can be swept."""
-    import dataclasses
-    import typing
-
-    from bench.config import load_model
-    from bench.recommender import resolve
-
-    config = resolve(load_model(model, profile).target).Config
-    hints = typing.get_type_hints(config)
-    if param not in hints or hints[param] not in (int, float):
-        numeric = [f.name for f in dataclasses.fields(config) if hints[f.name] in (int, float)]
-        raise BenchError(f"--param {param}: not a numeric parameter of {model} (numeric: {', '.join(numeric)})")
-    try:
-        values = [hints[param](v.strip()) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise BenchError(f"--values {text}: expected comma-separated {hints[param].__name__} values") from None
-    if not values:
-        raise BenchError("--values: expected at least one value")
-    return values
 
 
 def _print_paths(paths: dict[str, Path]) -> None:

@@ -1,5 +1,6 @@
 """Figure 3: Recall@5 and Recall@10 against one RCLRec parameter (the curriculum length k in the paper),
-mean over seeds with ±1 std error bars, as PNG, PDF and the CSV behind them."""
+mean over seeds with ±1 std error bars, as PNG, PDF and the CSV behind them: ``figure3.*`` for ``k``,
+``sweep-<param>.*`` for any other parameter, so sweeps never overwrite each other."""
 
 from __future__ import annotations
 
@@ -21,18 +22,16 @@ from bench.io import write_bytes, write_text  # noqa: E402
 LABELS = {"k": "Curriculum Length", "tau": "Temperature τ", "lam": "λ (quality-aware loss)", "margin": "Margin m"}
 
 
-def sweep_name(model: str, param: str, value: float | int) -> str:
-    """The result folder of one sweep point, e.g. ``rclrec-k4``."""
-    return f"{model}-{param}{value}"
+def stem(param: str) -> str:
+    """The file name of a sweep's figure: the paper's Figure 3 is the curriculum length."""
+    return "figure3" if param == "k" else f"sweep-{param}"
 
 
-def figure3(
-    results_dir: Path, dataset: str, model: str, param: str, values: Sequence[float | int], stem: str = "figure3"
-) -> dict[str, Path]:
-    folder = results_dir / dataset
+def figure3(folder: Path, model: str, param: str, values: Sequence[float | int]) -> dict[str, Path]:
+    """The sweep of ``model`` over ``param`` at ``values`` from ``folder/sweep/<model>/<param>=<value>/``."""
     rows = []
     for value in values:
-        runs = [json.loads(f.read_text()) for f in sorted((folder / sweep_name(model, param, value)).glob("seed*.json"))]
+        runs = [json.loads(f.read_text()) for f in sorted((folder / "sweep" / model / f"{param}={value}").glob("seed*.json"))]
         if not runs:
             continue
         fingerprints = {r["split_fingerprint"] for r in runs}
@@ -45,6 +44,7 @@ def figure3(
         raise BenchError(f"{folder}: no sweep results for {model} over {param} (run 'python -m bench sweep' first)")
     if len({r["fingerprint"] for r in rows}) > 1:
         raise BenchError(f"{folder}: sweep results come from different splits; rerun in a fresh --results-dir")
+    dataset = folder.name
 
     x = [r["value"] for r in rows]
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
@@ -58,7 +58,8 @@ def figure3(
     ax.legend(frameon=False)
     ax.set_title(f"Sensitivity of {param} ({dataset})", fontsize=9)
     fig.tight_layout()
-    paths = {"png": folder / f"{stem}.png", "pdf": folder / f"{stem}.pdf", "csv": folder / f"{stem}.csv"}
+    name = stem(param)
+    paths = {kind: folder / f"{name}.{kind}" for kind in ("png", "pdf", "csv")}
     for kind in ("png", "pdf"):
         write_bytes(paths[kind], lambda fh, kind=kind: fig.savefig(fh, format=kind, dpi=200))
     plt.close(fig)

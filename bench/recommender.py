@@ -9,7 +9,10 @@ Models never read files or parse arguments; the harness never knows a model's in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,10 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.config import ModelSpec, from_dict
 from bench.data.split import Histories, Split, Targets
 from bench.errors import BenchError
 from bench.metrics import ndcg_at, ranks_from_lists, ranks_from_scores
+from bench.seeding import stage_seed
 from bench.semantic_ids import SemanticIdConfig, SemanticIds, load_or_fit
 
 
@@ -48,6 +51,11 @@ class Context:
         """The seed of one training epoch's sample order: a function of the run's seed and the epoch only,
         so a run resumed from a checkpoint sees the same batches (``salt`` separates a model's stages)."""
         return self.seed * 100_003 + epoch + salt
+
+    def stage_seed(self, stage: str) -> int:
+        """The seed a training stage sets at its start (:func:`bench.seeding.stage_seed`): the stage's
+        random draws (dropout, masks, negatives) depend only on the run's seed and the stage's name."""
+        return stage_seed(self.seed, stage)
 
     def semantic_ids(self) -> SemanticIds:
         """The split's semantic IDs: fitted once on its training part, then read from the cache."""
@@ -154,22 +162,34 @@ def validation_ndcg10(model: Recommender, split: Split, batch_size: int) -> floa
 
 
 def resolve(target: str) -> type[Recommender]:
-    """Import ``module:Class`` (the ``class`` key of a model's YAML)."""
-    module_name, _, attr = target.partition(":")
+    """The class named by a model YAML's ``class``: ``module:Class`` (imported) or ``/path/file.py:Class``
+    (loaded from the file, for a model kept outside any package)."""
+    module_name, _, attr = target.rpartition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
+        module = _load_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
+        cls = getattr(module, attr)
+    except (ImportError, AttributeError, FileNotFoundError) as err:
         raise BenchError(f"cannot import model class '{target}' ({err})") from None
     if not (isinstance(cls, type) and issubclass(cls, Recommender)):
         raise BenchError(f"'{target}' is not a Recommender subclass")
     return cls
 
 
-def build_model(spec: ModelSpec, ctx: Context) -> Recommender:
-    """Instantiate the model of ``spec`` with its typed config."""
-    cls = resolve(spec.target)
-    config = from_dict(cls.Config, spec.params, spec.source)
-    return cls(config, ctx)
+def _load_file(path: str):  # noqa: ANN202 - a module
+    """Import a Python file once, under a name derived from its path (so its classes pickle by name)."""
+    name = "bench_user_model_" + hashlib.sha256(path.encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{path} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
 
 
 def config_dict(config: Any) -> Mapping[str, Any]:

@@ -1,7 +1,9 @@
 """Result files → the paper's tables (Markdown via tabulate, LaTeX) with paired significance tests.
 
-Only results of one split are ever compared: when a results folder holds runs of several split
-fingerprints, the one with the most runs is reported and the others are named as left out.
+Everything a table needs is in the result files: each run's JSON names its display name, its table
+(``table1``, ``table2``), its row order and the model it extends, so the report reads no configs. Only
+results of one split are ever compared: when a results folder holds runs of several split fingerprints,
+the one with the most runs is reported and the others are named as left out.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,40 +19,25 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from bench import stats
 from bench.errors import BenchError
 from bench.io import write_json, write_text
 from bench.metrics import METRICS, per_target
-from bench.stats import holm, paired_tests
+from bench.stats.comparison import Comparison, compare
 from bench.training import capped_stages
 
 ALPHA = 0.05
 LATEX_MARKS = {"†": "$^\\dagger$", "‡": "$^\\ddagger$"}
 """The table marks (significant difference, ended at the epoch cap) in LaTeX."""
 HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
-DISPLAY = {
-    "pop": "Pop",
-    "recent": "Recent",
-    "sasrec": "SASRec",
-    "bert4rec": "BERT4Rec",
-    "pbat": "PBAT",
-    "hstu": "HSTU",
-    "tiger": "TIGER",
-    "mbgen": "MBGen",
-    "gear": "GEAR",
-    "rclrec": "RCLRec",
-    "rclrec-no-rcpm": "w/o RCPM",
-    "rclrec-recent-k": "Recent-k curriculum",
-    "rclrec-no-qal": "w/o quality-aware loss",
-}
-ABLATIONS = ["rclrec", "rclrec-no-rcpm", "rclrec-recent-k", "rclrec-no-qal"]
-ORDER = list(DISPLAY)
-
 
 @dataclass(frozen=True)
 class ModelResults:
     """Every seed of one model on one split."""
 
     name: str
+    display: str
+    order: int
     seeds: list[int]
     per_seed: list[dict[str, float]]
     """Each seed's mean metrics."""
@@ -73,25 +60,13 @@ class ModelResults:
         return float(np.std([m[metric] for m in self.per_seed], ddof=1)) if len(self.per_seed) > 1 else 0.0
 
 
-def table_order(names: Sequence[str]) -> list[str]:
-    """The paper's row order for known models, then any others alphabetically."""
-    rank = {n: i for i, n in enumerate(ORDER)}
-    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
-
-
-def display(name: str) -> str:
-    return DISPLAY.get(name, name)
-
-
-def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[ModelResults], str, list[str]]:
-    """Read ``folder/<model>/seed*.json`` (+ .npz). Returns the results of the majority fingerprint, that
-    fingerprint, and the files left out because they belong to another split."""
-    files = sorted(folder.glob("*/seed*.json"))
-    if models is not None:
-        files = [f for f in files if f.parent.name in models]
-    if not files:
+def collect(folder: Path, include: Callable[[dict[str, Any]], bool]) -> tuple[list[ModelResults], str, list[str]]:
+    """Read the runs ``folder/<model>/seed*.json`` (+ .npz) whose JSON passes ``include``. Returns the results
+    of the majority fingerprint in table order, that fingerprint, and the files left out because they
+    belong to another split."""
+    runs = [(f, r) for f in sorted(folder.glob("*/seed*.json")) if include(r := json.loads(f.read_text()))]
+    if not runs:
         raise BenchError(f"{folder}: no results to report (run 'python -m bench run' first)")
-    runs = [(f, json.loads(f.read_text())) for f in files]
     by_fp: dict[str, list] = defaultdict(list)
     for f, r in runs:
         by_fp[r["split_fingerprint"]].append((f, r))
@@ -112,9 +87,12 @@ def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[Mod
         if any(not np.array_equal(a["users"], users) for a in arrays):
             raise BenchError(f"{folder / name}: seeds disagree on the test targets despite one fingerprint")
         stacked = [per_target(a["ranks"]) for a in arrays]
+        first = items[0][1]
         results.append(
             ModelResults(
                 name=name,
+                display=first.get("display") or name,
+                order=first.get("order", 1000),
                 seeds=[r["seed"] for _, r in items],
                 per_seed=[r["metrics"] for _, r in items],
                 per_target={m: np.mean([s[m] for s in stacked], axis=0) for m in METRICS},
@@ -122,8 +100,7 @@ def collect(folder: Path, models: Sequence[str] | None = None) -> tuple[list[Mod
                 training=[_training(r) for _, r in items],
             )
         )
-    position = {n: i for i, n in enumerate(table_order([r.name for r in results]))}
-    results.sort(key=lambda r: position[r.name])
+    results.sort(key=lambda r: (r.order, r.display, r.name))
     return results, fingerprint, left_out
 
 
@@ -139,21 +116,10 @@ def _training(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def significance(results: list[ModelResults], reference: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Paired tests of ``reference`` against every other model, per metric; Holm across the
-    comparisons of each (metric, test) family."""
-    ref = next(r for r in results if r.name == reference)
-    others = [r for r in results if r.name != reference]
-    out: dict[str, dict[str, dict[str, float]]] = {r.name: {} for r in others}
-    for metric in METRICS:
-        tests = [paired_tests(ref.per_target[metric], r.per_target[metric]) for r in others]
-        for test in ("wilcoxon_p", "ttest_p"):
-            adjusted = holm([t[test] for t in tests])
-            for t, adj in zip(tests, adjusted):
-                t[f"{test}_holm"] = float(adj)
-        for r, t in zip(others, tests):
-            out[r.name][metric] = t
-    return out
+def significance(results: list[ModelResults], reference: str, test: str) -> dict[str, dict[str, Comparison]]:
+    """model → metric → :class:`Comparison` of every model against ``reference`` by ``test``, Holm-corrected
+    across the models of the table for each metric."""
+    return compare(reference, {r.name: r.per_target for r in results}, METRICS, test)
 
 
 def _fmt(value: float) -> str:
@@ -165,7 +131,7 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, 
         (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}") if latex else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>")
     )
     dagger, capped = (LATEX_MARKS[m] if latex else m for m in ("†", "‡"))
-    rows = [[display(r.name) + (capped if r.capped else "")] for r in results]
+    rows = [[r.display + (capped if r.capped else "")] for r in results]
     improv = ["Improv."]
     for metric in METRICS:
         means = np.array([r.mean(metric) for r in results])
@@ -176,7 +142,7 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, 
                 text = bold(text)
             elif len(results) > 2 and i == order[1]:
                 text = under(text)
-            if r.name != reference and sig[r.name][metric]["wilcoxon_p_holm"] < ALPHA:
+            if r.name != reference and sig[r.name][metric].p_holm < ALPHA:
                 text += dagger
             rows[i].append(text)
         if len(results) > 1 and means[order[1]] > 0:
@@ -233,18 +199,22 @@ def write_table(
     folder: Path,
     stem: str,
     title: str,
-    models: Sequence[str] | None = None,
+    include: Callable[[dict[str, Any]], bool],
     reference: str | None = None,
+    test: str = stats.DEFAULT,
     improvement: bool = True,
 ) -> dict[str, Path]:
-    """Write ``<stem>.md``, ``<stem>.tex`` and ``<stem>_stats.json`` for the results in ``folder``.
+    """Write ``<stem>.md``, ``<stem>.tex`` and ``<stem>_stats.json`` for the runs in ``folder`` that pass
+    ``include``.
 
-    ``reference`` is the model every other is tested against; by default the best by mean NDCG@10.
+    ``reference`` is the model every other is tested against (by ``test``); by default, or when it has no
+    results, the best by mean NDCG@10.
     """
-    results, fingerprint, left_out = collect(folder, models)
+    results, fingerprint, left_out = collect(folder, include)
     if reference is None or reference not in {r.name for r in results}:
         reference = max(results, key=lambda r: r.mean("ndcg@10")).name
-    sig = significance(results, reference)
+    sig = significance(results, reference, test)
+    display = {r.name: r.display for r in results}
     headers = ["Method", *(HEADERS[m] for m in METRICS)]
     md_rows = _cells(results, sig, reference, latex=False, improvement=improvement)
     tex_rows = _cells(results, sig, reference, latex=True, improvement=improvement)
@@ -252,17 +222,16 @@ def write_table(
     legend = (
         f"Metrics in % on {n_targets} test conversion targets (full ranking), mean over seeds. Best in bold, "
         f"second underlined{'; Improv. = relative gain of the best over the second best' if improvement else ''}. † = differs from "
-        f"{display(reference)} (two-sided paired Wilcoxon signed-rank on per-target values, Holm-corrected "
-        f"across the models of this table, p < {ALPHA})."
+        f"{display[reference]} ({stats.get(test).LABEL}, Holm-corrected across the models of this table, p < {ALPHA})."
     )
     if any(r.capped for r in results):
         legend += " ‡ = training ended at its epoch cap, not by early stopping (see Training): possibly undertrained."
     seeds_rows = [
-        [display(r.name), len(r.seeds), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results
+        [r.display, len(r.seeds), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results
     ]
     breakdown = [
         [
-            display(r.name),
+            r.display,
             *(
                 _fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
                 for mask in (r.is_repeat, ~r.is_repeat)
@@ -273,7 +242,7 @@ def write_table(
     ]
     training_rows = [
         [
-            display(r.name),
+            r.display,
             " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training),
             f"{np.mean([t['train_seconds'] or 0.0 for t in r.training]):.0f}",
             ", ".join(sorted({str(t["device"]) for t in r.training})),
@@ -282,10 +251,7 @@ def write_table(
         for r in results
     ]
     n_repeat = int(results[0].is_repeat.sum())
-    pvals = [
-        [display(name), *(f"{sig[name][m]['wilcoxon_p_holm']:.2g} / {sig[name][m]['ttest_p_holm']:.2g}" for m in METRICS)]
-        for name in sig
-    ]
+    pvals = [[display[name], *(f"{sig[name][m].p_holm:.2g}" for m in METRICS)] for name in sig]
     md = [
         f"# {title}",
         "",
@@ -298,7 +264,7 @@ def write_table(
         *_section("Mean ± std over seeds", seeds_rows, ["Method", "Seeds", *headers[1:]]),
         *_section(f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", breakdown,
                   ["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"]),  # fmt: skip
-        *_section(f"Holm-corrected p-values vs {display(reference)} (Wilcoxon / paired t)", pvals, headers),
+        *_section(f"Holm-corrected p-values vs {display[reference]} ({test})", pvals, headers),
         *_section("Training", training_rows,
                   ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"]),  # fmt: skip
     ]
@@ -306,39 +272,48 @@ def write_table(
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
     tex = _latex(tex_rows, headers, title + ". " + _latex_text(legend), f"tab:{stem}", improvement)
     tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
-    stats = {
+    record = {
         "fingerprint": fingerprint,
         "reference": reference,
+        "test": test,
         "alpha": ALPHA,
         "n_targets": n_targets,
+        "display": display,
         "means": {r.name: {m: r.mean(m) for m in METRICS} for r in results},
         "stds": {r.name: {m: r.std(m) for m in METRICS} for r in results},
         "seeds": {r.name: r.seeds for r in results},
-        "comparisons": sig,
+        "comparisons": {name: {m: c.to_dict() for m, c in by_metric.items()} for name, by_metric in sig.items()},
         "left_out": left_out,
     }
     paths = {"md": folder / f"{stem}.md", "tex": folder / f"{stem}.tex", "stats": folder / f"{stem}_stats.json"}
     write_text(paths["md"], "\n".join(md))
     write_text(paths["tex"], tex)
-    write_json(paths["stats"], stats)
+    write_json(paths["stats"], record)
     if left_out:
         print(f"report: left out {len(left_out)} result(s) of another split: {', '.join(left_out)}", file=sys.stderr)
     return paths
 
 
-def table1(results_dir: Path, dataset: str) -> dict[str, Path]:
-    folder = results_dir / dataset
+def _dataset_folder(folder: Path) -> Path:
     if not folder.is_dir():
-        raise BenchError(f"{folder}: no results for dataset '{dataset}'")
-    # Table 1 compares methods; ablation variants ("rclrec-…") belong to Table 2.
-    models = table_order([p.name for p in folder.iterdir() if p.is_dir() and "-" not in p.name and any(p.glob("seed*.json"))])
-    return write_table(folder, "table1", f"Table 1: overall performance on {dataset}", models, reference="rclrec")
+        raise BenchError(f"{folder}: no results for dataset '{folder.name}'")
+    return folder
 
 
-def table2(results_dir: Path, dataset: str) -> dict[str, Path]:
-    """The ablation table: the full model and its three variants, each tested against the full model."""
-    folder = results_dir / dataset
-    present = [m for m in ABLATIONS if any((folder / m).glob("seed*.json"))] if folder.is_dir() else []
-    if not present:
-        raise BenchError(f"{folder}: no ablation results (run 'python -m bench ablate' first)")
-    return write_table(folder, "table2", f"Table 2: ablation of RCLRec on {dataset}", present, "rclrec", improvement=False)
+def table1(folder: Path, test: str = stats.DEFAULT, reference: str = "rclrec") -> dict[str, Path]:
+    """Table 1: every run whose JSON says ``table: table1``, tested against ``reference`` (RCLRec)."""
+    return write_table(_dataset_folder(folder), "table1", f"Table 1: overall performance on {folder.name}",
+                       lambda r: r.get("table") == "table1", reference, test)  # fmt: skip
+
+
+def table2(folder: Path, model: str = "rclrec", test: str = stats.DEFAULT) -> dict[str, Path]:
+    """Table 2, the ablation table: ``model`` and every ``table2`` run that extends it, each tested against
+    ``model``."""
+    runs = [json.loads(f.read_text()) for f in sorted(_dataset_folder(folder).glob("*/seed*.json"))]
+    variants = [r for r in runs if r.get("table") == "table2" and r.get("extends") == model]
+    if not variants:
+        raise BenchError(f"{folder}: no ablation results of {model} (run 'python -m bench ablate' first)")
+    title = next((r["display"] for r in runs if r["model"] == model), model)
+    return write_table(folder, "table2", f"Table 2: ablation of {title} on {folder.name}",
+                       lambda r: r["model"] == model or (r.get("table") == "table2" and r.get("extends") == model),
+                       model, test, improvement=False)  # fmt: skip

@@ -1,9 +1,10 @@
-"""Jobs (dataset, model, seed) → result files, one model at a time on one shared split.
+"""A :class:`~bench.plan.Plan` → result files, one job at a time on one shared split.
 
-``DIR/<dataset>/<model>/seed<S>.json`` (metrics, config, fingerprint, timings, versions) and
+``<results>/<dataset>/<job>/seed<S>.json`` (metrics, identity, config, fingerprint, timings, versions) and
 ``seed<S>.npz`` (per-target ranks) are written atomically, the JSON last: a JSON file means a finished
 run. A rerun skips finished runs whose split fingerprint and config match, resumes a trained model from
-its per-epoch checkpoint, and refuses to overwrite results of another split or config.
+its per-epoch checkpoint, and refuses to overwrite results of another split or config. Every job's result
+depends only on (split, config, seed): it is seeded at its start and each training stage seeds itself.
 """
 
 from __future__ import annotations
@@ -11,36 +12,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import random
+import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from bench.config import (
-    DatasetConfig,
-    ModelSpec,
-    Profile,
-    config_hash,
-    from_dict,
-    load_dataset,
-    load_model,
-    load_profile,
-)
+from bench.config import DatasetConfig, Profile
 from bench.data.loaders import load
 from bench.data.preprocess import preprocess
 from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
-from bench.io import write_json, write_npz
+from bench.hashing import config_hash
+from bench.io import atomic_path, write_json, write_npz
 from bench.metrics import summarize
-from bench.recommender import Context, GenerativeModel, build_model, config_dict, rank_targets, resolve
+from bench.plan import Job, Plan
+from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
+from bench.seeding import seed_everything
 from bench.training import capped_stages
 
 
@@ -73,8 +66,10 @@ def cache_dir(results_dir: Path) -> Path:
 
 def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say) -> Split:
     """Load → preprocess → split, cached by (dataset config, source files)."""
-    key = config_hash({"dataset": dataclasses.asdict(ds), "source": source_signature(ds.data)})
-    path = cache_dir / f"{ds.name}-{key}.npz"
+    # The name is a label, not an input: the same log under two names is one split.
+    content = {k: v for k, v in dataclasses.asdict(ds).items() if k != "name"}
+    key = config_hash({"dataset": content, "source": source_signature(ds.data)})
+    path = cache_dir / f"{ds.config}-{key}.npz"
     if path.exists():
         split = load_split(path)
         say(f"split: {ds.name} from cache ({split.fingerprint})")
@@ -96,24 +91,6 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
 # ------------------------------------------------------------------------------------------- runs
 
 
-@dataclass(frozen=True)
-class Job:
-    spec: ModelSpec
-    config: Any
-    seed: int
-    json_path: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.spec.name} seed{self.seed}"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -127,132 +104,117 @@ def versions() -> dict[str, str]:
     return out
 
 
-def plan(
-    models: Sequence[str],
-    ds: DatasetConfig,
-    profile: Profile,
-    seeds: int,
-    results_dir: Path,
-    variants: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
-) -> list[Job]:
-    """Resolve every model and config before anything runs, so a typo fails before hours of training.
-    ``variants`` maps a result name to (model, parameter overrides), e.g. a sweep point."""
-    jobs = []
-    for name in models:
-        base, overrides = (variants or {}).get(name, (name, {}))
-        spec = dataclasses.replace(load_model(base, profile.name, overrides), name=name)
-        config = from_dict(resolve(spec.target).Config, spec.params, spec.source)
-        for seed in range(seeds):
-            jobs.append(Job(spec, config, seed, results_dir / ds.name / name / f"seed{seed}.json"))
-    return jobs
-
-
 def job_hash(job: Job, profile: Profile) -> str:
-    return config_hash(
-        {"target": job.spec.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)}
-    )
+    """What a finished result must match to be this job's: class, typed config and profile."""
+    return config_hash({"target": job.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)})
 
 
-def run(
-    models: Sequence[str],
-    dataset: str = "synthetic",
-    data: str | None = None,
-    profile_name: str = "cpu",
-    seeds: int | None = None,
-    results_dir: Path = Path("results"),
-    device: torch.device | None = None,
-    progress: bool = True,
-    variants: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
-) -> list[str]:
-    """Run every (model, seed) job on one shared split; returns the names of the jobs that failed."""
-    profile, _ = load_profile(profile_name)
-    ds = load_dataset(dataset, profile_name, data)
-    n_seeds = seeds if seeds is not None else profile.seeds
-    if n_seeds < 1:
-        raise BenchError("--seeds must be at least 1")
-    jobs = plan(models, ds, profile, n_seeds, results_dir, variants)
-    split = prepare_split(ds, cache_dir(results_dir))
+def run(plan: Plan, device: torch.device | None = None, progress: bool = True) -> list[str]:
+    """Run every job of ``plan`` on its shared split; returns the labels of the jobs that failed."""
+    split = prepare_split(plan.dataset, cache_dir(plan.results_dir))
     device = device or default_device()
-    torch.set_num_threads(profile.threads)
+    torch.set_num_threads(plan.profile.threads)
 
     todo = []
-    for job in jobs:
-        expected = job_hash(job, profile)
-        if job.json_path.exists():
-            done = json.loads(job.json_path.read_text())
+    for job in plan.jobs:
+        expected, path = job_hash(job, plan.profile), plan.json_path(job)
+        reusable = not path.exists() and job.reuse is not None
+        if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected):
+            say(f"✓ {job.label}: the same run as {job.reuse} seed{job.seed}, reused")
+            continue
+        if path.exists():
+            done = json.loads(path.read_text())
             if done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected:
-                say(f"✓ {job.name}: finished earlier, skipped")
+                say(f"✓ {job.label}: finished earlier, skipped")
                 continue
             raise BenchError(
-                f"{job.json_path}: holds a result for another split or config (fingerprint "
-                f"{done.get('split_fingerprint')}, config {done.get('config_hash')}); use another --results-dir "
-                "or delete it"
+                f"{path}: holds a result for another split or config (fingerprint {done.get('split_fingerprint')}, "
+                f"config {done.get('config_hash')}); use another --results-dir or delete it"
             )
         todo.append((job, expected))
 
     failed = []
     for job, expected in todo:
         try:
-            _run_job(job, expected, ds, profile, split, device, progress, cache_dir(results_dir))
+            _run_job(plan, job, expected, split, device, progress)
         except BenchError as err:
-            failed.append(job.name)
-            warn(f"✗ {job.name}: {err}")
+            failed.append(job.label)
+            warn(f"✗ {job.label}: {err}")
         except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
-            failed.append(job.name)
-            log = job.json_path.with_suffix(".error.log")
+            failed.append(job.label)
+            log = plan.json_path(job).with_suffix(".error.log")
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(traceback.format_exc())
-            warn(f"✗ {job.name}: {type(err).__name__}: {err} (traceback in {log})")
+            warn(f"✗ {job.label}: {type(err).__name__}: {err} (traceback in {log})")
     return failed
 
 
-def _run_job(
-    job: Job,
-    expected_hash: str,
-    ds: DatasetConfig,
-    profile: Profile,
-    split: Split,
-    device: torch.device,
-    progress: bool,
-    cache: Path,
-) -> None:
+def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
+    """Copy a finished run of exactly this job (same split, same config hash) under the job's name."""
+    if not source.exists():
+        return False
+    done = json.loads(source.read_text())
+    if done.get("split_fingerprint") != fingerprint or done.get("config_hash") != expected:
+        return False
+    with atomic_path(target.with_suffix(".npz")) as tmp:
+        shutil.copyfile(source.with_suffix(".npz"), tmp)
+    write_json(target, {**done, **job.identity(), "reused_from": job.reuse})
+    return True
+
+
+def build(job: Job, ctx: Context) -> Recommender:
+    """The job's model: its class with its typed config. Seeded first, so initial weights depend only on
+    (config, seed)."""
     seed_everything(job.seed)
+    return resolve(job.target)(job.config, ctx)
+
+
+def fit_and_rank(job: Job, ctx: Context, batch_size: int) -> tuple[Recommender, FitReport, np.ndarray, dict[str, float]]:
+    """Build, fit and rank the test targets: (model, fit report, (T,) ranks, seconds of each phase)."""
+    model = build(job, ctx)
+    started = time.perf_counter()
+    report = model.fit(ctx.split)
+    train_seconds = time.perf_counter() - started
+    if not isinstance(report, FitReport):
+        raise TypeError(f"{type(model).__name__}.fit returned {type(report).__name__}, not a bench.recommender.FitReport")
+    started = time.perf_counter()
+    if isinstance(model, GenerativeModel):
+        model.list_lengths.clear()  # count the test lists only
+    split = ctx.split
+    ranks = rank_targets(model, split, split.test, batch_size, desc=f"test {job.name}", progress=ctx.progress)
+    return model, report, ranks, {"train": train_seconds, "eval": time.perf_counter() - started}
+
+
+def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool) -> None:
+    path = plan.json_path(job)
     # Named by split and config, so a checkpoint is only ever resumed into the run that wrote it.
-    checkpoint = job.json_path.with_suffix(f".{split.fingerprint}-{expected_hash}.ckpt")
+    checkpoint = path.with_suffix(f".{split.fingerprint}-{expected_hash}.ckpt")
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         ctx = Context(
             split=split,
             device=device,
             seed=job.seed,
-            eval_batch_size=profile.eval_batch_size,
+            eval_batch_size=plan.profile.eval_batch_size,
             work_dir=Path(work),
             progress=progress,
             checkpoint=checkpoint,
-            semantic_id_config=ds.semantic_ids,
-            cache_dir=cache,
+            semantic_id_config=plan.dataset.semantic_ids,
+            cache_dir=cache_dir(plan.results_dir),
         )
-        model = build_model(job.spec, ctx)
-        say(f"▶ {job.name}: training on {device}{' (resuming)' if checkpoint.exists() else ''}")
-        started = time.perf_counter()
-        report = model.fit(split)
-        train_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        if isinstance(model, GenerativeModel):
-            model.list_lengths.clear()  # count the test lists only
-        ranks = rank_targets(model, split, split.test, profile.eval_batch_size, desc=f"test {job.spec.name}", progress=progress)
-        eval_seconds = time.perf_counter() - started
+        say(f"▶ {job.label}: training on {device}{' (resuming)' if checkpoint.exists() else ''}")
+        model, report, ranks, seconds = fit_and_rank(job, ctx, plan.profile.eval_batch_size)
         generation = None
         if isinstance(model, GenerativeModel):
             generation = {**model.generation_stats(ranks), "semantic_ids": ctx.semantic_ids().stats}
 
     metrics = summarize(ranks, split.test.is_repeat)
     result = {
-        "model": job.spec.name,
-        "class": job.spec.target,
-        "dataset": ds.name,
-        "data": ds.data,
+        **job.identity(),
+        "class": job.target,
+        "dataset": plan.dataset.name,
+        "data": plan.dataset.data,
         "seed": job.seed,
-        "profile": profile.name,
+        "profile": plan.profile.name,
         "split_fingerprint": split.fingerprint,
         "config_hash": expected_hash,
         "metrics": metrics,
@@ -262,26 +224,21 @@ def _run_job(
         "valid_curve": report.valid_curve,
         "fit_extra": report.extra,
         "generation": generation,
-        "train_seconds": round(train_seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
+        "train_seconds": round(seconds["train"], 3),
+        "eval_seconds": round(seconds["eval"], 3),
         "config": config_dict(job.config),
-        "dataset_config": dataclasses.asdict(ds),
+        "dataset_config": dataclasses.asdict(plan.dataset),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "versions": versions(),
     }
-    write_npz(
-        job.json_path.with_suffix(".npz"),
-        ranks=ranks,
-        users=split.test.user,
-        items=split.test.item,
-        is_repeat=split.test.is_repeat,
-    )
-    write_json(job.json_path, result)
+    write_npz(path.with_suffix(".npz"), ranks=ranks, users=split.test.user, items=split.test.item,
+              is_repeat=split.test.is_repeat)  # fmt: skip
+    write_json(path, result)
     capped = capped_stages(report.best_epoch, report.extra)
     epochs = f"best epoch {report.best_epoch + 1} of {report.extra['epochs_run']}, " if "epochs_run" in report.extra else ""
     say(
-        f"✓ {job.name}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
-        f"({epochs}{train_seconds:.0f}s train, {eval_seconds:.1f}s eval)"
+        f"✓ {job.label}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
+        f"({epochs}{seconds['train']:.0f}s train, {seconds['eval']:.1f}s eval)"
         + (f"; ⚠ ended at its epoch cap, not by early stopping ({'; '.join(capped)}): possibly undertrained" if capped else "")
     )

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from bench.data.split import Split
 from bench.io import atomic_path
 from bench.recommender import FitReport, Recommender, validation_ndcg10
+from bench.seeding import seed_everything
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -101,6 +102,7 @@ def train(
     validate: Callable[[], float],
     epochs: int,
     patience: int,
+    seed: int,
     checkpoint: Path | None = None,
     desc: str = "train",
     progress: bool = True,
@@ -110,12 +112,14 @@ def train(
 
     With ``checkpoint``, the state after every epoch (weights, optimizer, early stopping, RNG streams) is
     written atomically, and a later call with the same path continues from it: same seed, same numbers.
-    The file is removed when training ends.
+    The file is removed when training ends. A fresh start seeds every global random stream with ``seed``
+    (the stage's :meth:`Context.stage_seed`), so the stage draws the same numbers whatever ran before it.
     """
     stopper = EarlyStopping(patience)
     curve: list[float] = []
     losses: list[float] = []
     start, stopped = 0, False
+    seed_everything(seed)  # a resumed run restores the streams from its checkpoint below
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)  # our own file, written below
         module.load_state_dict(state["module"])
@@ -184,5 +188,5 @@ def fit_model(
     NDCG@10 on ``split`` as the criterion, and its run's checkpoint and progress setting."""
     ctx = model.ctx
     return train(module, optimizer, run_epoch, lambda: validation_ndcg10(model, split, ctx.eval_batch_size),
-                 epochs=model.config.epochs, patience=model.config.patience, checkpoint=ctx.checkpoint, desc=desc,
-                 progress=ctx.progress)  # fmt: skip
+                 epochs=model.config.epochs, patience=model.config.patience, seed=ctx.stage_seed("train"),
+                 checkpoint=ctx.checkpoint, desc=desc, progress=ctx.progress)  # fmt: skip

@@ -4,21 +4,25 @@ Reads top to bottom: config → network (encoder over interactions, behavior tab
 decoder's BOS e_b, the Reverse Curriculum Prefix Module) → losses → the two training stages → inference.
 
 Stage 1 pre-trains the encoder-decoder on the next interaction of every behavior (decoder input
-[e_b ; z_target], Eq. 1) and caches θ0 per (split, seed, backbone and pre-training config), so every
-variant and sweep point starts from the same θ0. Stage 2 fine-tunes on conversions only: RCPM scores the
-encoder states with a pay-conditioned user query, takes the top-k items, and feeds their semantic tokens
-in ascending order of relevance as a decoder prefix [e_pay ; G ; z_target]; the NLL covers every decoder
-token (Eq. 6). A straight-through mask m = m_hard − sg(p) + p scales the prefix embeddings, so the loss
-reaches p, the query and the encoder. The quality-aware loss compares the target-token NLL with the
-prefix (current θ) against the frozen θ0 without prefix: L_qual = max(0, margin − (L_base − L_curr)).
+[e_b ; z_target], Eq. 1) and caches θ0 with its training record per (split, seed, pre-training config,
+semantic IDs, this file's source), so every variant and sweep point starts from the same θ0. Stage 2
+fine-tunes on conversions only: RCPM scores the encoder states with a pay-conditioned user query, takes
+the top-k items, and feeds their semantic tokens in ascending order of relevance as a decoder prefix
+[e_pay ; G ; z_target]; the NLL covers every decoder token (Eq. 6). A straight-through mask
+m = m_hard − sg(p) + p scales the prefix embeddings, so the loss reaches p, the query and the encoder.
+The quality-aware loss compares the target-token NLL with the prefix (current θ) against the frozen θ0
+without prefix: L_qual = max(0, margin − (L_base − L_curr)).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import math
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -30,6 +34,7 @@ from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
 from bench.errors import BenchError
 from bench.hashing import config_hash
+from bench.io import atomic_path
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
 from bench.recommender import Context, FitReport, validation_ndcg10
@@ -293,7 +298,8 @@ class RCLRec(SemanticIdModel):
 
         validate = lambda: validation_ndcg10(self, split, self.ctx.eval_batch_size)  # noqa: E731
         return train(self.net, optimizer, run_epoch, validate, epochs=epochs, patience=patience,
-                     checkpoint=checkpoint, desc=desc, progress=self.ctx.progress)  # fmt: skip
+                     seed=self.ctx.stage_seed(self.stage), checkpoint=checkpoint, desc=desc,
+                     progress=self.ctx.progress)  # fmt: skip
 
     def pretrain_loss(self, h: Histories, target: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Eq. 1: NLL of the next interaction's tokens given the history and its behavior's BOS e_b."""
@@ -303,27 +309,46 @@ class RCLRec(SemanticIdModel):
         return self._token_nll(self.net, states, pad, start, no_pad, self.item_codes[target]).sum(1).mean()
 
     def theta0_key(self) -> str:
+        """θ0's cache name: everything it is computed from — the split, the seed, the pre-training fields of
+        the config, the semantic-ID config and the codes themselves, and this file's source."""
         pre = {f: getattr(self.config, f) for f in PRETRAIN_FIELDS}
-        return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{config_hash(pre)}"
+        key = config_hash({
+            "pretrain": pre,
+            "semantic_ids": dataclasses.asdict(self.ctx.semantic_id_config),
+            "codes": hashlib.sha256(np.ascontiguousarray(self.ids.codes, dtype=np.int64).tobytes()).hexdigest(),
+            "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        })  # fmt: skip
+        return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{key}"
+
+    def pretrain(self, split: Split) -> FitReport:
+        """Stage 1, or θ0 and its training record from the cache. Either way the record (best epoch, curve,
+        whether it ended at its cap, seconds) is the one of the run that trained θ0."""
+        cfg = self.config
+        self.stage = "pretrain"
+        cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
+        if cache is not None and cache.exists():
+            entry = torch.load(cache, map_location=self.ctx.device, weights_only=False)  # our own file, below
+            self.net.load_state_dict(entry["weights"])
+            report = FitReport(**entry["report"])
+            report.extra["theta0"] = "cached"
+            return report
+        user, end = split.next_item_samples()
+        ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
+        started = time.perf_counter()
+        report = self._loop(split, user, end, lambda h, t, b: self.pretrain_loss(h, t, b), cfg.pretrain_samples_per_epoch,
+                            "RCLRec pre-train", cfg.pretrain_epochs, cfg.pretrain_patience, ckpt)  # fmt: skip
+        report.extra["train_seconds"] = round(time.perf_counter() - started, 3)
+        if cache is not None:
+            with atomic_path(cache) as tmp:
+                torch.save({"weights": self.net.state_dict(), "report": dataclasses.asdict(report)}, tmp)
+        report.extra["theta0"] = "trained"
+        return report
 
     def fit(self, split: Split) -> FitReport:
-        """Stage 1 (or θ0 from the cache), then stage 2 from θ0."""
+        """Stage 1 (or θ0 from the cache), then stage 2 from θ0. Each stage seeds its own random streams
+        (``ctx.stage_seed``), so stage 2 draws the same numbers whether θ0 was trained or read."""
         cfg = self.config
-        cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
-        self.stage = "pretrain"
-        if cache is not None and cache.exists():
-            self.net.load_state_dict(torch.load(cache, map_location=self.ctx.device))
-            pre = FitReport(extra={"theta0": "cached"})
-        else:
-            user, end = split.next_item_samples()
-            ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
-            pre = self._loop(split, user, end, lambda h, t, b: self.pretrain_loss(h, t, b), cfg.pretrain_samples_per_epoch,
-                             "RCLRec pre-train", cfg.pretrain_epochs, cfg.pretrain_patience, ckpt)  # fmt: skip
-            if cache is not None:
-                from bench.io import atomic_path
-
-                with atomic_path(cache) as tmp:
-                    torch.save(self.net.state_dict(), tmp)
+        pre = self.pretrain(split)
         self.theta0 = copy.deepcopy(self.net).eval()
         for p in self.theta0.parameters():
             p.requires_grad_(False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,11 +113,11 @@ def test_data_stats(tmp_path: Path) -> None:
 
 def test_one_failing_model_does_not_stop_the_others(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
-    shutil.copytree(REPO / "configs", configs)
+    (configs / "models").mkdir(parents=True)
     (configs / "models" / "broken.yaml").write_text("class: tests.broken_model:Broken\n")
     out = tmp_path / "r"
-    args = ("run", "--models", "broken,pop", "--profile", "smoke", "--results-dir", str(out))
-    result = bench(*args, cwd=tmp_path, env={"BENCH_CONFIG_DIR": str(configs)})
+    result = bench("run", "--models", "broken,pop", "--profile", "smoke", "--results-dir", str(out), "--config-dir", str(configs),
+                   cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1
     assert "broken seed0: RuntimeError: deliberately broken" in result.stderr
     assert (out / "synthetic" / "pop" / "seed0.json").exists()
@@ -139,7 +138,7 @@ def test_ablate_writes_table2_with_four_rows(tmp_path: Path) -> None:
     assert len(list((out / ".cache" / "splits").glob("*theta0*.pt"))) == 1  # θ0 trained once, shared by the variants
 
 
-def test_sweep_writes_figure3(tmp_path: Path) -> None:
+def test_sweep_writes_figure3_and_other_sweeps_their_own_files(tmp_path: Path) -> None:
     out = tmp_path / "r"
     result = bench("sweep", "--param", "k", "--values", "1,2", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -147,5 +146,44 @@ def test_sweep_writes_figure3(tmp_path: Path) -> None:
     assert (folder / "figure3.png").stat().st_size > 0 and (folder / "figure3.pdf").stat().st_size > 0
     lines = (folder / "figure3.csv").read_text().splitlines()
     assert lines[0].startswith("value,seeds,recall@5") and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert json.loads((folder / "sweep" / "rclrec" / "k=2" / "seed0.json").read_text())["sweep"] == {
+        "model": "rclrec", "param": "k", "value": 2}
     bad = bench("sweep", "--param", "prefix", "--values", "1", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and "not a numeric parameter" in bad.stderr
+    figure3 = (folder / "figure3.csv").read_text()
+    tau = bench("sweep", "--param", "tau", "--values", "0.5", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert tau.returncode == 0, tau.stderr
+    assert (folder / "sweep-tau.csv").exists() and (folder / "figure3.csv").read_text() == figure3
+
+
+def test_set_changes_one_field_and_is_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = bench("run", "--models", "recent", "--profile", "smoke", "--results-dir", str(out), "--set", "recent.decay=0.5",
+                   cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = json.loads((out / "synthetic" / "recent" / "seed0.json").read_text())
+    assert run["config"]["decay"] == 0.5 and run["overrides"] == {"decay": 0.5}
+    for sets, message in [
+        ("recent.dacay=0.5", "--set recent: unknown field 'dacay'"),
+        ("recent.decay=fast", "--set recent: field 'decay' must be a number"),
+        ("sasrec.decay=0.5", "'sasrec' is not a model of this command"),
+    ]:
+        bad = bench("run", "--models", "recent", "--profile", "smoke", "--results-dir", str(tmp_path / "x"), "--set", sets,
+                    cwd=tmp_path)  # fmt: skip
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert not (tmp_path / "x").exists()
+
+
+def test_two_logs_share_a_results_dir(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    for name in ("shop-a", "shop-b"):
+        data = tmp_path / name
+        data.mkdir()
+        (data / "interactions.csv").write_text(GOOD if name == "shop-a" else GOOD.replace("u1,", "u99,"))
+        result = bench("run", "--models", "pop,recent", "--dataset", "csv", "--data", str(data), "--profile", "smoke",
+                       "--results-dir", str(out), cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"overall performance on {name}" in (out / name / "table1.md").read_text()
+    named = bench("run", "--models", "pop", "--dataset", "csv", "--data", str(tmp_path / "shop-a"), "--name", "mine",
+                  "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)  # fmt: skip
+    assert named.returncode == 0 and json.loads((out / "mine" / "pop" / "seed0.json").read_text())["dataset"] == "mine"

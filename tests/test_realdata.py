@@ -18,12 +18,12 @@ def test_taobao_ecomm_end_to_end(tmp_path: Path) -> None:
     args = ["run", "--models", "pop,recent", "--dataset", "csv", "--data", str(data), "--profile", "smoke"]
     result = bench(*args, "--results-dir", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    runs = {m: json.loads((out / "csv" / m / "seed0.json").read_text()) for m in ("pop", "recent")}
+    runs = {m: json.loads((out / "taobao-ecomm-2019" / m / "seed0.json").read_text()) for m in ("pop", "recent")}
     assert runs["pop"]["split_fingerprint"] == runs["recent"]["split_fingerprint"]
     assert runs["pop"]["n_targets"] > 100
     # ~80% of purchases repeat an earlier interaction: the recency heuristic must beat popularity by far
     assert runs["recent"]["metrics"]["ndcg@10"] > 5 * runs["pop"]["metrics"]["ndcg@10"]
-    assert "| Recent " in (out / "csv" / "table1.md").read_text()
+    assert "| Recent " in (out / "taobao-ecomm-2019" / "table1.md").read_text()
 
 
 def test_tmall_2014_brands_canonical_csv() -> None:

@@ -9,14 +9,19 @@ import pytest
 from bench.errors import BenchError
 from bench.io import write_json, write_npz
 from bench.metrics import summarize
-from bench.report import table1
+from bench.report import table1, table2
+
+DISPLAY = {"pop": "Pop", "recent": "Recent", "sasrec": "SASRec", "bert4rec": "BERT4Rec", "rclrec": "RCLRec", "gear": "GEAR", "mbgen": "MBGen"}
+ORDER = list(DISPLAY)
 
 
 def _result(folder: Path, model: str, seed: int, ranks: np.ndarray, fingerprint: str = "fp1", **fields: object) -> None:
     is_repeat = np.arange(len(ranks)) % 2 == 0
     path = folder / model / f"seed{seed}.json"
     write_npz(path.with_suffix(".npz"), ranks=ranks, users=np.arange(len(ranks)), items=np.zeros(len(ranks), int), is_repeat=is_repeat)
-    write_json(path, {"model": model, "seed": seed, "split_fingerprint": fingerprint, "metrics": summarize(ranks, is_repeat), **fields})
+    identity = {"display": DISPLAY.get(model, model), "table": "table1", "order": ORDER.index(model) if model in ORDER else 1000}
+    write_json(path, {"model": model, "seed": seed, "split_fingerprint": fingerprint, "metrics": summarize(ranks, is_repeat),
+                      **identity, **fields})  # fmt: skip
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_table1_layout_marks_and_improvement(results: Path) -> None:
-    paths = table1(results, "synthetic")
+    paths = table1(results / "synthetic")
     md = paths["md"].read_text()
     lines = [line for line in md.splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in lines[:5]] == ["Method", "Pop", "SASRec", "RCLRec", "Improv."]
@@ -48,9 +53,10 @@ def test_table1_layout_marks_and_improvement(results: Path) -> None:
     comparisons = stats["comparisons"]
     assert set(comparisons) == {"pop", "sasrec"}
     for metric in ("recall@5", "ndcg@10"):
-        raw = [comparisons[m][metric]["wilcoxon_p"] for m in ("pop", "sasrec")]
-        adjusted = [comparisons[m][metric]["wilcoxon_p_holm"] for m in ("pop", "sasrec")]
+        raw = [comparisons[m][metric]["p"] for m in ("pop", "sasrec")]
+        adjusted = [comparisons[m][metric]["p_holm"] for m in ("pop", "sasrec")]
         assert all(a >= r for a, r in zip(adjusted, raw))
+        assert all(comparisons[m][metric]["test"] == "wilcoxon" for m in ("pop", "sasrec"))
     assert "± " in md and "Repeat R@10" in md
     tex = paths["tex"].read_text()
     assert "\\toprule" in tex and "\\textbf{" in tex and "\\underline{" in tex and "Improv." in tex
@@ -58,7 +64,7 @@ def test_table1_layout_marks_and_improvement(results: Path) -> None:
 
 def test_other_fingerprints_are_left_out(results: Path) -> None:
     _result(results / "synthetic", "bert4rec", 0, np.ones(200), fingerprint="other")
-    paths = table1(results, "synthetic")
+    paths = table1(results / "synthetic")
     md = paths["md"].read_text()
     assert "BERT4Rec" not in md.split("Left out")[0]
     assert "bert4rec/seed0.json" in md.split("Left out")[1]
@@ -69,15 +75,15 @@ def test_identical_models_are_not_significant(tmp_path: Path) -> None:
     ranks = np.arange(1, 101, dtype=float)
     _result(tmp_path / "d", "pop", 0, ranks)
     _result(tmp_path / "d", "recent", 0, ranks.copy())
-    stats = json.loads(table1(tmp_path, "d")["stats"].read_text())
+    stats = json.loads(table1(tmp_path / "d")["stats"].read_text())
     only = next(iter(stats["comparisons"].values()))
-    assert only["ndcg@10"]["wilcoxon_p_holm"] == 1.0 and "†" not in table1(tmp_path, "d")["md"].read_text().split("Metrics in")[0]
+    assert only["ndcg@10"]["p_holm"] == 1.0 and "†" not in table1(tmp_path / "d")["md"].read_text().split("Metrics in")[0]
 
 
 def test_no_results_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="no results"):
         (tmp_path / "d").mkdir()
-        table1(tmp_path, "d")
+        table1(tmp_path / "d")
 
 
 def test_a_run_that_ended_at_its_epoch_cap_is_marked(tmp_path: Path) -> None:
@@ -86,7 +92,7 @@ def test_a_run_that_ended_at_its_epoch_cap_is_marked(tmp_path: Path) -> None:
     stopped = {"epochs_run": 12, "epoch_cap": 20, "ended_at_cap": False}
     _result(tmp_path / "d", "gear", 0, ranks, best_epoch=49, fit_extra=capped, train_seconds=10.0, device="cpu")
     _result(tmp_path / "d", "mbgen", 0, ranks, best_epoch=8, fit_extra=stopped, train_seconds=4.0, device="cpu")
-    paths = table1(tmp_path, "d")
+    paths = table1(tmp_path / "d")
     md = paths["md"].read_text()
     rows = {line.split("|")[1].strip(): line for line in md.split("Metrics in")[0].splitlines() if line.startswith("| ")}
     assert "GEAR‡" in rows and "MBGen" in rows  # MBGen stopped early: no mark
@@ -96,3 +102,34 @@ def test_a_run_that_ended_at_its_epoch_cap_is_marked(tmp_path: Path) -> None:
     assert training["GEAR"] == ["50/50/50", "10", "cpu", "seed 0: best epoch 50 of 50"]
     assert training["MBGen"] == ["9/12/20", "4", "cpu", "–"]
     assert "GEAR$^\\ddagger$" in paths["tex"].read_text()
+
+
+def test_display_names_table_and_order_come_from_the_result_files(tmp_path: Path) -> None:
+    ranks = np.arange(1, 101, dtype=float)
+    folder = tmp_path / "d"
+    _result(folder, "cat-pop", 0, ranks, display="CatPop", order=5)  # a user's model: '-' in its name is fine
+    _result(folder, "recent", 0, ranks / 2)
+    _result(folder, "tuning-trial", 0, ranks, table=None)  # no table: never a row
+    _result(folder, "rclrec-no-qal", 0, ranks, display="w/o QAL", table="table2", extends="rclrec")
+    md = table1(folder, reference="recent")["md"].read_text().split("Metrics in")[0]
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")][1:-1]
+    assert rows == ["Recent", "CatPop"]  # by order (1 < 5), not by name
+
+
+def test_table2_is_the_parent_and_the_variants_that_extend_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "d"
+    _result(folder, "rclrec", 0, rng.integers(1, 4, 200).astype(float))
+    _result(folder, "sasrec", 0, rng.integers(1, 4, 200).astype(float))
+    _result(folder, "no-x", 0, rng.integers(1, 30, 200).astype(float), display="w/o X", table="table2", extends="rclrec", order=101)
+    _result(folder, "other", 0, rng.integers(1, 30, 200).astype(float), display="Other", table="table2", extends="sasrec")
+    paths = table2(folder, "rclrec", test="ttest")
+    md = paths["md"].read_text()
+    rows = [line.split("|")[1].strip() for line in md.split("Metrics in")[0].splitlines() if line.startswith("| ")][1:]
+    assert rows == ["RCLRec", "w/o X"] and "Table 2: ablation of RCLRec on d" in md
+    assert "†" in next(line for line in md.splitlines() if line.startswith("| w/o X"))
+    assert "paired t-test" in md and "Holm-corrected p-values vs RCLRec (ttest)" in md
+    stats = json.loads(paths["stats"].read_text())
+    assert stats["test"] == "ttest" and set(stats["comparisons"]) == {"no-x"}
+    with pytest.raises(BenchError, match="no ablation results of gear"):
+        table2(folder, "gear")

@@ -39,7 +39,8 @@ def _run(checkpoint: Path | None, crash_at: int | None = None) -> tuple[torch.Te
     def validate() -> float:
         return -float(((module(x).squeeze(1) - y) ** 2).mean())
 
-    report = train(module, optimizer, run_epoch, validate, epochs=8, patience=8, checkpoint=checkpoint, progress=False)
+    report = train(module, optimizer, run_epoch, validate, epochs=8, patience=8, seed=0, checkpoint=checkpoint,
+                   progress=False)
     return module.weight.detach().clone(), report.valid_curve
 
 
@@ -59,7 +60,7 @@ def _train_on(scores: list[float], patience: int, checkpoint: Path | None = None
     module = torch.nn.Linear(1, 1)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
     it = iter(scores)
-    report = train(module, optimizer, lambda epoch: 0.0, lambda: next(it), epochs=epochs or len(scores), patience=patience,
+    report = train(module, optimizer, lambda epoch: 0.0, lambda: next(it), epochs=epochs or len(scores), patience=patience, seed=0,
                    checkpoint=checkpoint, progress=False)  # fmt: skip
     return {"best_epoch": report.best_epoch, **report.extra}
 
@@ -92,3 +93,16 @@ def test_a_run_that_stopped_early_does_not_train_on_when_resumed(tmp_path: Path,
     resumed = _train_on([], patience=2, checkpoint=checkpoint, epochs=6)
     assert resumed["epochs_run"] == 4 and not resumed["ended_at_cap"] and resumed["best_epoch"] == 1
     assert not checkpoint.exists()
+
+
+def test_a_stage_draws_the_same_numbers_whatever_ran_before_it() -> None:
+    def draws(noise_before: int) -> list[float]:
+        torch.rand(noise_before)  # another stage, another job in the same worker, a cache hit: anything
+        module = torch.nn.Linear(1, 1)
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+        seen: list[float] = []
+        train(module, optimizer, lambda epoch: seen.append(torch.rand(1).item()) or 0.0, lambda: 0.0, epochs=3, patience=3,
+              seed=7, progress=False)  # fmt: skip
+        return seen
+
+    assert draws(0) == draws(5) == draws(1000)

@@ -1,37 +1,35 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import tuning
-from tests.conftest import REPO
+from bench.config import Configs
+from bench.plan import grid_points, trial_name
 from tests.test_cli import bench
 
 
 def test_grid_points_expand_tied_keys_in_yaml_order() -> None:
-    points = tuning.grid_points("sasrec")
+    points = grid_points(Configs().model("sasrec"))
     assert len(points) == 4
     assert points[0] == {"learning_rate": 0.001, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5}
     assert points[3] == {"learning_rate": 0.003, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2}
-    assert tuning.trial_name("tiger", {"learning_rate": 0.003, "dropout": 0.1}) == "tuning/tiger/learning_rate=0.003,dropout=0.1"
+    assert trial_name("tiger", {"learning_rate": 0.003, "dropout": 0.1}) == "tuning/tiger/learning_rate=0.003,dropout=0.1"
 
 
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "pbat", "hstu", "tiger", "mbgen", "gear", "rclrec"])
 def test_every_trained_model_gets_the_same_budget(model: str) -> None:
-    assert len(tuning.grid_points(model)) == 4
-    assert all("learning_rate" in p for p in tuning.grid_points(model))
+    points = grid_points(Configs().model(model))
+    assert len(points) == 4 and all("learning_rate" in p for p in points)
 
 
 def test_tune_selects_on_validation_and_run_reuses_the_trial(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
-    shutil.copytree(REPO / "configs", configs)
+    (configs / "models").mkdir(parents=True)
     # Recent's decay: near 0 keeps only the last interaction's weight, 0.9 (the default) does better.
-    with (configs / "models" / "recent.yaml").open("a") as f:
-        f.write("tune:\n  decay: [0.01, 0.9]\n")
-    env = {"BENCH_CONFIG_DIR": str(configs)}
+    (configs / "models" / "recent.yaml").write_text("extends: recent\ntune:\n  decay: [0.01, 0.9]\n")
+    env = {"BENCH_CONFIG_PATH": str(configs)}
     out = tmp_path / "r"
     result = bench("tune", "--models", "recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -42,7 +40,7 @@ def test_tune_selects_on_validation_and_run_reuses_the_trial(tmp_path: Path) -> 
 
     result = bench("run", "--models", "recent", "--tuned", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert "finished earlier, skipped" in result.stderr + result.stdout  # the seed-0 trial is the run
+    assert f"the same run as {record['selected_trial']} seed0, reused" in result.stdout  # the seed-0 trial is the run
     run = json.loads((out / "synthetic" / "recent" / "seed0.json").read_text())
     assert run["model"] == "recent" and run["config"]["decay"] == record["selected"]["decay"]
     assert (out / "synthetic" / "table1.md").exists()
@@ -51,4 +49,4 @@ def test_tune_selects_on_validation_and_run_reuses_the_trial(tmp_path: Path) -> 
 def test_run_tuned_without_tuning_is_a_one_line_error(tmp_path: Path) -> None:
     result = bench("run", "--models", "tiger", "--tuned", "--profile", "smoke", "--results-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "run 'python -m bench tune' first" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "run 'python -m bench tune --models tiger' first" in result.stderr

@@ -10,19 +10,20 @@
 # model's grid; a model whose grid did not finish gets no selection and is left out of the table.
 set -u
 dataset=$1 data=$2 out=$3 profile=${4:-cpu} seeds=${5:-1}
-common=(--dataset "$dataset" --profile "$profile" --results-dir "$out")
+common=(--dataset "$dataset" --profile "$profile" --results-dir "$out" ${NAME:+--name "$NAME"})
 [ "$data" != "-" ] && common+=(--data "$data")
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start ))s"; }
 python -m bench run --models pop,recent "${common[@]}" --seeds "$seeds" --no-report || exit $?  # also caches the split
 echo "split ready, pop and recent done: $(elapsed)"
-models=$(python -c "from bench.config import model_names, load_tune_grid; print(' '.join(m for m in model_names() if '-' not in m and load_tune_grid(m)))")
+models=$(python -c "from bench.config import Configs; print(' '.join(e.name for e in Configs().models('table1') if e.tune_owner == e.name))")
 for m in $models; do
   (${TUNE_LIMIT:+timeout $TUNE_LIMIT} python -m bench tune --models "$m" "${common[@]}" > "$out/tune_$m.log" 2>&1
    echo "tune $m: exit $? at $(elapsed)") &
 done
 wait
-tuned=$(ls "$out/$dataset/tuning/"*.json 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.json$//' | paste -sd, -)
+folder=$(python -c "import sys; from bench.plan import Request, dataset_folder; print(dataset_folder(Request(dataset=sys.argv[1], data=None if sys.argv[2] == '-' else sys.argv[2], profile=sys.argv[3], results_dir=__import__('pathlib').Path(sys.argv[4]))))" "$dataset" "$data" "$profile" "$out")
+tuned=$(ls "$folder/tuning/"*.json 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.json$//' | paste -sd, -)
 echo "tuned: ${tuned:-none}"
 python -m bench run --models "pop,recent${tuned:+,$tuned}" --tuned "${common[@]}" --seeds "$seeds"
 echo "done: $(elapsed)"

@@ -34,10 +34,10 @@ def split():
     return build_split(make_log(rows), SplitConfig(min_history=2, max_history=8))
 
 
-def _model(split, tmp_path: Path | None = None, **overrides) -> RCLRec:
+def _model(split, tmp_path: Path | None = None, ids: SemanticIdConfig | None = None, **overrides) -> RCLRec:
     torch.manual_seed(0)
     ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False, cache_dir=tmp_path,
-                  semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
+                  semantic_id_config=ids or SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
     return RCLRec(dataclasses.replace(TINY, **overrides), ctx)
 
 
@@ -112,7 +112,7 @@ def test_quality_loss_is_the_hinge_by_hand() -> None:
 def test_theta0_is_frozen_and_unchanged_by_sft(split, tmp_path: Path) -> None:
     model = _model(split, tmp_path, epochs=2, patience=2)
     model.fit(split)
-    cached = torch.load(next(tmp_path.glob("*rclrec-theta0*.pt")))
+    cached = torch.load(next(tmp_path.glob("*rclrec-theta0*.pt")), weights_only=False)["weights"]
     assert all(not p.requires_grad and p.grad is None for p in model.theta0.parameters())
     for name, value in model.theta0.state_dict().items():
         assert torch.equal(value, cached[name]), name
@@ -120,6 +120,15 @@ def test_theta0_is_frozen_and_unchanged_by_sft(split, tmp_path: Path) -> None:
     assert changed  # SFT did train θ (on the split's training conversions)
     again = _model(split, tmp_path, k=2)  # another k reuses the same θ0
     assert again.theta0_key() == model.theta0_key()
+
+
+def test_theta0s_cache_key_covers_the_semantic_ids(split, tmp_path: Path) -> None:
+    # Two codebooks of the same size (another SVD width) are two θ0s, never one reused for the other.
+    a = _model(split, tmp_path)
+    b = _model(split, tmp_path, ids=SemanticIdConfig(codebook_size=4, svd_dim=3))
+    assert a.ids.vocab_sizes[:3] == b.ids.vocab_sizes[:3] and a.theta0_key() != b.theta0_key()
+    assert _model(split, tmp_path, tau=0.1).theta0_key() == a.theta0_key()  # stage-2 fields do not matter
+    assert _model(split, tmp_path, dropout=0.3).theta0_key() != a.theta0_key()
 
 
 def test_inference_selects_what_training_selects(split) -> None:
