@@ -127,9 +127,13 @@ def run(plan: Plan, device: torch.device | None = None, progress: bool = True) -
             if done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected:
                 say(f"✓ {job.label}: finished earlier, skipped")
                 continue
+            differs = "split" if done.get("split_fingerprint") != split.fingerprint else "config"
+            hint = ""
+            if differs == "config" and (done.get("overrides") or {}) != dict(job.overrides):
+                hint = f" (its overrides {done.get('overrides') or {}}, this command's {dict(job.overrides)}: --tuned or --set?)"
             raise BenchError(
-                f"{path}: holds a result for another split or config (fingerprint {done.get('split_fingerprint')}, "
-                f"config {done.get('config_hash')}); use another --results-dir or delete it"
+                f"{path}: holds a result for another {differs} (fingerprint {done.get('split_fingerprint')}, "
+                f"config {done.get('config_hash')}){hint}; use another --results-dir or delete it"
             )
         todo.append((job, expected))
 

@@ -99,8 +99,13 @@ def test_results_of_another_config_are_not_overwritten(tmp_path: Path) -> None:
     assert bench("run", "--models", "pop", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
     before = (out / "synthetic" / "pop" / "seed0.json").read_text()
     clash = bench("run", "--models", "pop", "--profile", "cpu", "--results-dir", str(out), cwd=tmp_path)
-    assert clash.returncode == 2 and "holds a result for another split or config" in clash.stderr
+    assert clash.returncode == 2 and "holds a result for another split" in clash.stderr
     assert (out / "synthetic" / "pop" / "seed0.json").read_text() == before
+    assert bench("run", "--models", "recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
+    clash = bench("run", "--models", "recent", "--profile", "smoke", "--results-dir", str(out), "--set", "recent.decay=0.5",
+                  cwd=tmp_path)  # fmt: skip
+    assert clash.returncode == 2 and "holds a result for another config" in clash.stderr
+    assert "this command's {'decay': 0.5}: --tuned or --set?" in clash.stderr
 
 
 def test_data_stats(tmp_path: Path) -> None:
