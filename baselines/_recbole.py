@@ -26,7 +26,7 @@ import torch
 
 from bench.data.split import Histories, Split
 from bench.recommender import Context, FitReport, ScoringModel
-from bench.training import fit_model
+from bench.training import fit_model, optimizer_step
 
 NAME = "bench"
 _NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}
@@ -187,11 +187,8 @@ class RecBoleModel(ScoringModel):
             total, batches = 0.0, 0
             with recbole_compat():
                 for interaction in train_data:
-                    optimizer.zero_grad()
                     loss = self.module.calculate_loss(interaction.to(self.ctx.device))
-                    loss.backward()
-                    optimizer.step()
-                    total, batches = total + loss.item(), batches + 1
+                    total, batches = total + optimizer_step(loss, optimizer, f"batch {batches + 1}"), batches + 1
             return total / max(1, batches)
 
         return fit_model(self, self.module, optimizer, run_epoch, split, self.recbole_name)

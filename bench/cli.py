@@ -39,6 +39,8 @@ def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
     p.add_argument("--set", action="append", default=[], metavar="MODEL.FIELD=VALUE", dest="sets",
                    help="change one config field for this command (repeatable), e.g. --set sasrec.learning_rate=0.003")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit 2 instead of waiting when another command is writing the same results")
     if tuned:
         p.add_argument("--tuned", action="store_true", help="use each model's configuration selected by 'bench tune'")
     if test:
@@ -119,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the environment: a results dir that is a file, no permission, a full disk
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err} (check the path, its permissions and free disk space)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -143,7 +149,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     device = _device(getattr(args, "device", None))
     if args.command == "run":
         plan = plans.run_plan(_request(args), None if args.all else args.models)
-        failed = runner.run(plan, device)
+        failed = runner.run(plan, device, wait=not args.no_wait)
         if args.no_report:
             return _failures(failed)
         return _finish(failed, lambda: report.table1(plan.folder, plan.test))
@@ -151,19 +157,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bench import tuning
 
         plan = plans.tune_plan(_request(args), None if args.all else args.models)
-        failed = runner.run(plan, device)
+        failed = runner.run(plan, device, wait=not args.no_wait)
         tuning.select(plan)
         print(f"wrote {plan.folder / 'tuning.md'}")
         return _failures(failed)
     if args.command == "ablate":
         plan = plans.ablate_plan(_request(args), args.model)
-        failed = runner.run(plan, device)
+        failed = runner.run(plan, device, wait=not args.no_wait)
         return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
     if args.command == "sweep":
         from bench import figure
 
         plan = plans.sweep_plan(_request(args), args.model, args.param, args.values)
-        failed = runner.run(plan, device)
+        failed = runner.run(plan, device, wait=not args.no_wait)
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
     if args.command == "report":
@@ -176,7 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         ds = Configs(args.config_dir).dataset(args.dataset, args.profile, args.data, args.name)
         quiet = (lambda message: None) if args.json else runner.say
-        split = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)
+        split, _ = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)
         st = split.stats()
         if args.json:
             print(json.dumps(st, indent=2))

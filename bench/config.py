@@ -14,13 +14,14 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from bench.data.loaders import DataChecks
 from bench.data.preprocess import PreprocessConfig
 from bench.data.split import SplitConfig
 from bench.data.synthetic import SyntheticConfig
@@ -120,6 +121,8 @@ class DatasetConfig:
     """The dataset YAML it was built from (``csv``, ``tmall``, …)."""
     format: str
     data: str | None = None
+    checks: DataChecks = DataChecks()
+    """Plausibility rules while reading: the timestamp window and what to do outside it, side-file coverage."""
     preprocess: PreprocessConfig = PreprocessConfig()
     split: SplitConfig = SplitConfig()
     synthetic: SyntheticConfig | None = None
@@ -360,3 +363,25 @@ def override(config: T, values: Mapping[str, Any], where: str) -> T:
     hints = typing.get_type_hints(type(config))
     typed = {k: _coerce(v, hints[k], f"{where}: field '{k}'") for k, v in values.items()}
     return dataclasses.replace(config, **typed)  # type: ignore[type-var]
+
+
+RANGES: tuple[tuple[Callable[[str], bool], Callable[[float], bool], str], ...] = (
+    (lambda f: f == "learning_rate" or f.endswith("_learning_rate"), lambda v: v > 0, "> 0"),
+    (lambda f: "weight_decay" in f, lambda v: v >= 0, ">= 0"),
+    (lambda f: "dropout" in f, lambda v: 0 <= v < 1, "in [0, 1)"),
+    (lambda f: f.startswith("mask_"), lambda v: 0 < v < 1, "in (0, 1)"),
+    (lambda f: f.endswith(("epochs", "patience", "batch_size")) and not f.endswith("samples_per_epoch"), lambda v: v >= 1, ">= 1"),
+)
+"""Fields whose values outside a range can only produce a broken run, checked for every model by name:
+(field matches, value is fine, the rule in words). A model adds its own rules in ``__post_init__``."""
+
+
+def check_ranges(config: Any, where: str) -> None:
+    """Reject, before anything trains, values no run can succeed with (a negative learning rate, dropout 1)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        for matches, fine, rule in RANGES:
+            if matches(f.name) and not fine(value):
+                raise BenchError(f"{where}: {f.name} = {value} must be {rule}")

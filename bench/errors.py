@@ -9,3 +9,11 @@ class BenchError(Exception):
     The message must be one line that says what is wrong and where, e.g.
     ``data/interactions.csv: line 17: unknown behavior 'view' in column 'behavior'``.
     """
+
+
+class NumericalError(RuntimeError):
+    """Training or evaluation produced a non-finite number (loss, gradient norm, scores).
+
+    Not the user's input but the run's failure: the run stops, nothing of it is saved as a result, the
+    command exits 1 and the details go to the run's ``seed<S>.error.log``.
+    """

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.errors import BenchError  # noqa: E402
-from bench.io import write_bytes, write_text  # noqa: E402
+from bench.io import result_files, write_bytes, write_text  # noqa: E402
 
 LABELS = {"k": "Curriculum Length", "tau": "Temperature τ", "lam": "λ (quality-aware loss)", "margin": "Margin m"}
 
@@ -31,7 +31,7 @@ def figure3(folder: Path, model: str, param: str, values: Sequence[float | int])
     """The sweep of ``model`` over ``param`` at ``values`` from ``folder/sweep/<model>/<param>=<value>/``."""
     rows = []
     for value in values:
-        runs = [json.loads(f.read_text()) for f in sorted((folder / "sweep" / model / f"{param}={value}").glob("seed*.json"))]
+        runs = [json.loads(f.read_text()) for f in result_files(folder / "sweep" / model / f"{param}={value}", "")]
         if not runs:
             continue
         fingerprints = {r["split_fingerprint"] for r in runs}

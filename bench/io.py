@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read, then restored: the process's umask, for the files written here
 
 
 @contextmanager
@@ -22,6 +26,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; a result file gets what any new file would
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -57,3 +62,9 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def result_files(folder: Path, pattern: str = "*/") -> list[Path]:
+    """The finished runs' ``seed<S>.json`` under ``folder`` (``pattern`` + the file name, e.g. ``*/`` for one
+    level down), sorted; a failure's ``seed<S>.failed.json`` is not a result."""
+    return sorted(f for f in folder.glob(pattern + "seed*.json") if re.fullmatch(r"seed\d+\.json", f.name))

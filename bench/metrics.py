@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.errors import BenchError
+from bench.errors import NumericalError
 
 CUTOFFS: tuple[int, ...] = (5, 10)
 METRICS: tuple[str, ...] = tuple(f"{m}@{k}" for m in ("recall", "ndcg") for k in CUTOFFS)
@@ -31,10 +31,10 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
         (B,) int64 ranks in [1, I].
 
     Raises:
-        BenchError: if any score is NaN (a model bug that would otherwise rank silently).
+        NumericalError: if any score is NaN or infinite (a broken model that would otherwise rank silently).
     """
-    if torch.isnan(scores).any():
-        raise BenchError("the model produced NaN scores")
+    if not torch.isfinite(scores).all():
+        raise NumericalError("the model produced non-finite scores (NaN or inf)")
     target_scores = scores.gather(1, targets[:, None])
     higher_or_equal = (scores >= target_scores).sum(dim=1)  # includes the target itself
     return higher_or_equal.to(torch.int64)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.config import Configs, DatasetConfig, ModelEntry, Profile, from_dict, override, parse_sets
+from bench.config import Configs, DatasetConfig, ModelEntry, Profile, check_ranges, from_dict, override, parse_sets
 from bench.errors import BenchError
 from bench.recommender import resolve
 
@@ -141,6 +141,7 @@ class _Context:
                 self.used_sets.add(name)
                 config = override(config, self.sets[name], f"--set {name}")
                 applied.update(self.sets[name])
+        check_ranges(config, f"{entry.name}{f' (with {applied})' if applied else ''}")
         return config, applied
 
     def selection(self, entry: ModelEntry) -> tuple[dict[str, Any], str] | None:

@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from bench import stats
 from bench.errors import BenchError
-from bench.io import write_json, write_text
+from bench.io import result_files, write_json, write_text
 from bench.metrics import METRICS, per_target
 from bench.stats.comparison import Comparison, compare
 from bench.training import capped_stages
@@ -64,7 +64,7 @@ def collect(folder: Path, include: Callable[[dict[str, Any]], bool]) -> tuple[li
     """Read the runs ``folder/<model>/seed*.json`` (+ .npz) whose JSON passes ``include``. Returns the results
     of the majority fingerprint in table order, that fingerprint, and the files left out because they
     belong to another split."""
-    runs = [(f, r) for f in sorted(folder.glob("*/seed*.json")) if include(r := json.loads(f.read_text()))]
+    runs = [(f, r) for f in result_files(folder) if include(r := json.loads(f.read_text()))]
     if not runs:
         raise BenchError(f"{folder}: no results to report (run 'python -m bench run' first)")
     by_fp: dict[str, list] = defaultdict(list)
@@ -102,6 +102,16 @@ def collect(folder: Path, include: Callable[[dict[str, Any]], bool]) -> tuple[li
         )
     results.sort(key=lambda r: (r.order, r.display, r.name))
     return results, fingerprint, left_out
+
+
+def failures(folder: Path, include: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The runs of ``folder`` that failed and have no result (their ``seed<S>.failed.json``)."""
+    out = []
+    for f in sorted(folder.glob("*/seed*.failed.json")):
+        record = json.loads(f.read_text())
+        if include(record) and not f.with_name(f.name.replace(".failed.json", ".json")).exists():
+            out.append(record)
+    return out
 
 
 def _training(result: dict[str, Any]) -> dict[str, Any]:
@@ -268,6 +278,10 @@ def write_table(
         *_section("Training", training_rows,
                   ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"]),  # fmt: skip
     ]
+    failed = failures(folder, include)
+    if failed:
+        md += ["Failed runs (no result, so not in the table): "
+               + "; ".join(f"{f['display']} seed {f['seed']}: {f['error']}" for f in failed), ""]  # fmt: skip
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
     tex = _latex(tex_rows, headers, title + ". " + _latex_text(legend), f"tab:{stem}", improvement)
@@ -284,6 +298,7 @@ def write_table(
         "seeds": {r.name: r.seeds for r in results},
         "comparisons": {name: {m: c.to_dict() for m, c in by_metric.items()} for name, by_metric in sig.items()},
         "left_out": left_out,
+        "failed": failed,
     }
     paths = {"md": folder / f"{stem}.md", "tex": folder / f"{stem}.tex", "stats": folder / f"{stem}_stats.json"}
     write_text(paths["md"], "\n".join(md))
@@ -309,7 +324,7 @@ def table1(folder: Path, test: str = stats.DEFAULT, reference: str = "rclrec") -
 def table2(folder: Path, model: str = "rclrec", test: str = stats.DEFAULT) -> dict[str, Path]:
     """Table 2, the ablation table: ``model`` and every ``table2`` run that extends it, each tested against
     ``model``."""
-    runs = [json.loads(f.read_text()) for f in sorted(_dataset_folder(folder).glob("*/seed*.json"))]
+    runs = [json.loads(f.read_text()) for f in result_files(_dataset_folder(folder))]
     variants = [r for r in runs if r.get("table") == "table2" and r.get("extends") == model]
     if not variants:
         raise BenchError(f"{folder}: no ablation results of {model} (run 'python -m bench ablate' first)")

@@ -9,6 +9,7 @@ depends only on (split, config, seed): it is seeded at its start and each traini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -17,24 +18,25 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from bench.config import DatasetConfig, Profile
 from bench.data.loaders import load
-from bench.data.preprocess import preprocess
+from bench.data.preprocess import describe_preparation, preprocess
 from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
 from bench.hashing import config_hash
-from bench.io import atomic_path, write_json, write_npz
+from bench.io import atomic_path, write_json, write_npz, write_text
 from bench.metrics import summarize
 from bench.plan import Job, Plan
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
-from bench.training import capped_stages
+from bench.training import capped_stages, earlier_work
 
 
 def say(message: str) -> None:
@@ -64,8 +66,10 @@ def cache_dir(results_dir: Path) -> Path:
     return results_dir / ".cache" / "splits"
 
 
-def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say) -> Split:
-    """Load → preprocess → split, cached by (dataset config, source files)."""
+def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say, save: bool = True) -> tuple[Split, Path | None]:
+    """Load → preprocess → split, cached by (dataset config, source files). Returns the split and, when it
+    was built here and ``save`` is False, the cache path it belongs at (:func:`save_split` it once the
+    command is sure to go on: a refused command writes nothing)."""
     # The name is a label, not an input: the same log under two names is one split.
     content = {k: v for k, v in dataclasses.asdict(ds).items() if k != "name"}
     key = config_hash({"dataset": content, "source": source_signature(ds.data)})
@@ -73,19 +77,27 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
     if path.exists():
         split = load_split(path)
         say(f"split: {ds.name} from cache ({split.fingerprint})")
-        return split
+        return split, None
     say(f"split: loading {ds.format} data{f' from {ds.data}' if ds.data else ''} …")
     started = time.perf_counter()
-    synthetic = dataclasses.asdict(ds.synthetic) if ds.synthetic else None
-    log = preprocess(load(ds.format, ds.data, synthetic), ds.preprocess)
+    log = preprocess(load_log(ds), ds.preprocess)
     split = build_split(log, ds.split)
-    save_split(split, path)
     st = split.stats()
     say(
         f"split: {st['users']} users, {st['items']} items, {st['rows']} rows, {st['valid_targets']} valid / "
         f"{st['test_targets']} test targets, fingerprint {split.fingerprint} ({time.perf_counter() - started:.1f}s)"
     )
-    return split
+    for line in describe_preparation(split.preparation):
+        say(f"split: {line}")
+    if save:
+        save_split(split, path)
+        return split, None
+    return split, path
+
+
+def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
+    synthetic = dataclasses.asdict(ds.synthetic) if ds.synthetic else None
+    return load(ds.format, ds.data, synthetic, ds.checks)
 
 
 # ------------------------------------------------------------------------------------------- runs
@@ -109,23 +121,50 @@ def job_hash(job: Job, profile: Profile) -> str:
     return config_hash({"target": job.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)})
 
 
-def run(plan: Plan, device: torch.device | None = None, progress: bool = True) -> list[str]:
-    """Run every job of ``plan`` on its shared split; returns the labels of the jobs that failed."""
-    split = prepare_split(plan.dataset, cache_dir(plan.results_dir))
+def run(plan: Plan, device: torch.device | None = None, progress: bool = True, wait: bool = True) -> list[str]:
+    """Run every job of ``plan`` on its shared split; returns the labels of the jobs that failed.
+
+    Nothing is written before every job is known to be runnable (no result of another split or config in
+    the way). One command at a time writes a dataset's results: the others wait for the lock (or, with
+    ``wait=False``, stop with a one-line error) and then skip what it finished.
+    """
+    split, unsaved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
     device = device or default_device()
     torch.set_num_threads(plan.profile.threads)
+    _pending(plan, split)  # refuse before writing anything
+    with results_lock(plan.folder, wait):
+        remove_leftovers(plan.folder, cache_dir(plan.results_dir))
+        if unsaved is not None:
+            save_split(split, unsaved)
+        todo = _pending(plan, split, announce=True)
+        failed = []
+        for job, expected in todo:
+            try:
+                _run_job(plan, job, expected, split, device, progress)
+            except OSError:
+                raise  # the environment (disk full, permissions): every later job would fail the same way
+            except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
+                failed.append(job.label)
+                _record_failure(plan, job, err)
+    return failed
 
+
+def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job, str]]:
+    """The jobs still to run, each with its config hash; raises when a result of another split or config
+    is in the way. With ``announce``, also reuses identical finished runs and says what is skipped."""
     todo = []
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
-        reusable = not path.exists() and job.reuse is not None
-        if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected):
-            say(f"✓ {job.label}: the same run as {job.reuse} seed{job.seed}, reused")
-            continue
+        if announce:
+            reusable = not path.exists() and job.reuse is not None
+            if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected):
+                say(f"✓ {job.label}: the same run as {job.reuse} seed{job.seed}, reused")
+                continue
         if path.exists():
             done = json.loads(path.read_text())
             if done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected:
-                say(f"✓ {job.label}: finished earlier, skipped")
+                if announce:
+                    say(f"✓ {job.label}: finished earlier, skipped")
                 continue
             differs = "split" if done.get("split_fingerprint") != split.fingerprint else "config"
             hint = ""
@@ -136,21 +175,50 @@ def run(plan: Plan, device: torch.device | None = None, progress: bool = True) -
                 f"config {done.get('config_hash')}){hint}; use another --results-dir or delete it"
             )
         todo.append((job, expected))
+    return todo
 
-    failed = []
-    for job, expected in todo:
-        try:
-            _run_job(plan, job, expected, split, device, progress)
-        except BenchError as err:
-            failed.append(job.label)
-            warn(f"✗ {job.label}: {err}")
-        except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
-            failed.append(job.label)
-            log = plan.json_path(job).with_suffix(".error.log")
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(traceback.format_exc())
-            warn(f"✗ {job.label}: {type(err).__name__}: {err} (traceback in {log})")
-    return failed
+
+@contextlib.contextmanager
+def results_lock(folder: Path, wait: bool) -> Iterator[None]:
+    """One writer per dataset results folder: an OS file lock (``filelock``), released by the OS when its
+    process dies, so a killed command never leaves a stale lock behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise BenchError(f"{folder}: another bench command is writing these results; rerun when it ends "
+                             "(without --no-wait, a command waits for it)") from None  # fmt: skip
+        say(f"waiting: another bench command is writing {folder}; this one goes on when it ends …")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def remove_leftovers(folder: Path, cache: Path, cache_age_s: float = 3600.0) -> None:
+    """Delete the temporary files of writes that were killed mid-way (``.<name>.<random>.tmp``): all of them
+    in the dataset's folder (its lock is held), and those older than an hour in the shared cache."""
+    now = time.time()
+    for tmp in folder.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    if cache.is_dir():
+        for tmp in cache.glob(".*.tmp"):
+            if now - tmp.stat().st_mtime > cache_age_s:
+                tmp.unlink(missing_ok=True)
+
+
+def _record_failure(plan: Plan, job: Job, err: BaseException) -> None:
+    """One line on the terminal; the traceback in ``seed<S>.error.log``; ``seed<S>.failed.json`` so the
+    tables list the run as failed. No result is written."""
+    path = plan.json_path(job)
+    log = path.with_suffix(".error.log")
+    write_text(log, traceback.format_exc())
+    reason = f"{type(err).__name__}: {err}" if not isinstance(err, BenchError) else str(err)
+    write_json(path.with_suffix(".failed.json"), {**job.identity(), "seed": job.seed, "error": reason, "log": str(log)})
+    warn(f"✗ {job.label}: {reason} (details in {log})")
 
 
 def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
@@ -212,6 +280,7 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
             generation = {**model.generation_stats(ranks), "semantic_ids": ctx.semantic_ids().stats}
 
     metrics = summarize(ranks, split.test.is_repeat)
+    earlier_seconds, resumes = earlier_work(report.extra)  # training done by earlier, interrupted processes
     result = {
         **job.identity(),
         "class": job.target,
@@ -228,10 +297,12 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         "valid_curve": report.valid_curve,
         "fit_extra": report.extra,
         "generation": generation,
-        "train_seconds": round(seconds["train"], 3),
+        "train_seconds": round(seconds["train"] + earlier_seconds, 3),
+        "resumes": resumes,
         "eval_seconds": round(seconds["eval"], 3),
         "config": config_dict(job.config),
         "dataset_config": dataclasses.asdict(plan.dataset),
+        "preparation": split.preparation,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "versions": versions(),
@@ -239,10 +310,12 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
     write_npz(path.with_suffix(".npz"), ranks=ranks, users=split.test.user, items=split.test.item,
               is_repeat=split.test.is_repeat)  # fmt: skip
     write_json(path, result)
+    for stale in (path.with_suffix(".failed.json"), path.with_suffix(".error.log")):
+        stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
     capped = capped_stages(report.best_epoch, report.extra)
     epochs = f"best epoch {report.best_epoch + 1} of {report.extra['epochs_run']}, " if "epochs_run" in report.extra else ""
     say(
         f"✓ {job.label}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
-        f"({epochs}{seconds['train']:.0f}s train, {seconds['eval']:.1f}s eval)"
+        f"({epochs}{seconds['train'] + earlier_seconds:.0f}s train, {seconds['eval']:.1f}s eval)"
         + (f"; ⚠ ended at its epoch cap, not by early stopping ({'; '.join(capped)}): possibly undertrained" if capped else "")
     )

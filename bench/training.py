@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import random
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.data.split import Split
+from bench.errors import NumericalError
 from bench.io import atomic_path
 from bench.recommender import FitReport, Recommender, validation_ndcg10
 from bench.seeding import seed_everything
@@ -78,11 +81,24 @@ def minibatch_epoch(
     for start in range(0, len(order), batch_size):
         with autocast(device):
             loss = loss_of(order[start : start + batch_size])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total, batches = total + loss.item(), batches + 1
+        total, batches = total + optimizer_step(loss, optimizer, f"batch {batches + 1}"), batches + 1
     return total / max(1, batches)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, where: str) -> float:
+    """Backward and step, unless the loss or the gradient norm is not finite: then the run stops with a
+    :class:`NumericalError` (a NaN step would silently poison every later epoch). Returns the loss."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NumericalError(f"training loss is {value} at {where}")
+    optimizer.zero_grad()
+    loss.backward()
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+    if not math.isfinite(norm):
+        raise NumericalError(f"gradient norm is {norm} at {where} (loss {value:.4g})")
+    optimizer.step()
+    return value
 
 
 def _rng_state() -> dict[str, Any]:
@@ -119,6 +135,7 @@ def train(
     curve: list[float] = []
     losses: list[float] = []
     start, stopped = 0, False
+    earlier, resumes = 0.0, 0  # training seconds of earlier (interrupted) processes, and how many there were
     seed_everything(seed)  # a resumed run restores the streams from its checkpoint below
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)  # our own file, written below
@@ -127,18 +144,25 @@ def train(
         stopper.load_state_dict(state["stopper"])
         curve, losses, start = state["curve"], state["losses"], state["epoch"] + 1
         stopped = state.get("stopped", False)  # True: it had stopped early and only the clean-up below was interrupted
+        earlier, resumes = state.get("seconds", 0.0), state.get("resumes", 0) + 1
         _set_rng_state(state["rng"])
+    began = time.perf_counter()
     bar = tqdm(range(start, start if stopped else epochs), desc=desc, leave=False, disable=not progress or None, unit="epoch")
     for epoch in bar:
         module.train()
-        losses.append(float(run_epoch(epoch)))
-        module.eval()
-        with torch.no_grad():
-            curve.append(float(validate()))
+        try:
+            losses.append(float(run_epoch(epoch)))
+            module.eval()
+            with torch.no_grad():
+                curve.append(float(validate()))
+        except NumericalError as err:
+            raise NumericalError(f"{desc}, epoch {epoch + 1}: {err}") from None
+        if not math.isfinite(curve[-1]):
+            raise NumericalError(f"{desc}, epoch {epoch + 1}: validation NDCG@10 is {curve[-1]}")
         stop = stopper.step(epoch, curve[-1], module)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch + 1)
         if progress and bar.disable:  # no terminal (a log file, CI): one line per epoch instead of a bar
-            print(f"  {desc} epoch {epoch}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}", flush=True)
+            print(f"  {desc} epoch {epoch + 1}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}", flush=True)
         if checkpoint is not None:
             state = {
                 "module": module.state_dict(),
@@ -149,6 +173,8 @@ def train(
                 "epoch": epoch,
                 "stopped": stop,
                 "rng": _rng_state(),
+                "seconds": earlier + time.perf_counter() - began,
+                "resumes": resumes,
             }
             with atomic_path(checkpoint) as tmp:
                 torch.save(state, tmp)
@@ -163,8 +189,20 @@ def train(
         best_epoch=stopper.best_epoch,
         best_valid_ndcg10=stopper.best_score,
         valid_curve=curve,
-        extra={"train_loss": losses, "epochs_run": len(curve), "epoch_cap": epochs, "ended_at_cap": not stopped},
+        extra={"train_loss": losses, "epochs_run": len(curve), "epoch_cap": epochs, "ended_at_cap": not stopped,
+               "earlier_seconds": round(earlier, 3), "resumes": resumes},
     )
+
+
+def earlier_work(extra: Mapping[str, Any]) -> tuple[float, int]:
+    """(seconds, processes) of training done before this process for a run's ``fit_extra``: its own stage
+    and, for RCLRec, the pre-training when this run trained it (a cached θ0 is another run's work)."""
+    seconds, resumes = float(extra.get("earlier_seconds", 0.0)), int(extra.get("resumes", 0))
+    pre = extra.get("pretrain")
+    if isinstance(pre, Mapping) and pre.get("extra", {}).get("theta0") == "trained":
+        seconds += float(pre["extra"].get("earlier_seconds", 0.0))
+        resumes += int(pre["extra"].get("resumes", 0))
+    return seconds, resumes
 
 
 def capped_stages(best_epoch: int, extra: Mapping[str, Any]) -> list[str]:

@@ -74,6 +74,17 @@ class RCLRecConfig:
     patience: int = 5
     beam_width: int = 20
 
+    def __post_init__(self) -> None:
+        """Values that can only break a run fail when the config is built, before anything trains."""
+        if not 1 <= self.k <= self.max_prefix_items:
+            raise BenchError(f"rclrec: k = {self.k} must be between 1 and max_prefix_items = {self.max_prefix_items}")
+        if not self.tau > 0:
+            raise BenchError(f"rclrec: tau = {self.tau} must be > 0 (the relevance scores are divided by it)")
+        if self.lam < 0 or self.margin < 0:
+            raise BenchError(f"rclrec: lam = {self.lam} and margin = {self.margin} must be >= 0")
+        if self.prefix not in ("rcpm", "recent", "none"):
+            raise BenchError(f"rclrec: prefix '{self.prefix}' is not one of rcpm, recent, none")
+
 
 PRETRAIN_FIELDS = (
     "d_model", "n_heads", "encoder_layers", "decoder_layers", "d_ff", "dropout", "max_items", "user_buckets",
@@ -164,10 +175,6 @@ class RCLRec(SemanticIdModel):
     Config = RCLRecConfig
 
     def __init__(self, config: RCLRecConfig, ctx: Context) -> None:
-        if not 1 <= config.k <= config.max_prefix_items:
-            raise BenchError(f"rclrec: k = {config.k} must be between 1 and max_prefix_items = {config.max_prefix_items}")
-        if config.prefix not in ("rcpm", "recent", "none"):
-            raise BenchError(f"rclrec: prefix '{config.prefix}' is not one of rcpm, recent, none")
         super().__init__(config, ctx)  # semantic IDs, trie, beam width
         split = ctx.split
         names = sorted(split.user_features)

@@ -3,6 +3,7 @@ finished runs skipped, the same numbers twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,8 +14,9 @@ import pytest
 
 from tests.conftest import REPO
 
+T0 = 1_600_000_000  # 2020-09-13: a plausible log (timestamps before 1990 are refused)
 GOOD = "user_id,item_id,behavior,timestamp\n" + "".join(
-    f"u{u},i{(u * 7 + t) % 13},{'buy' if t in (4, 6) else 'click'},{t}\n" for u in range(12) for t in range(7)
+    f"u{u},i{(u * 7 + t) % 13},{'buy' if t in (4, 6) else 'click'},{T0 + t}\n" for u in range(12) for t in range(7)
 )
 
 
@@ -34,8 +36,8 @@ def _files(folder: Path) -> list[Path]:
     [
         (None, ["--dataset", "csv", "--data", "missing-folder"], "missing-folder: no such file or folder"),
         ("user_id,item_id,timestamp\nu,i,1\n", ["--dataset", "csv"], "missing column(s) behavior"),
-        (GOOD.replace("click,3", "view,3", 1), ["--dataset", "csv"], "line 5: unknown behavior 'view'"),
-        (GOOD.replace(",3\n", ",soon\n", 1), ["--dataset", "csv"], "line 5: unparsable timestamp 'soon'"),
+        (GOOD.replace(f"click,{T0 + 3}", f"view,{T0 + 3}", 1), ["--dataset", "csv"], "line 5: unknown behavior 'view'"),
+        (GOOD.replace(f",{T0 + 3}\n", ",soon\n", 1), ["--dataset", "csv"], "line 5: unparsable timestamp 'soon'"),
         ("user_id,item_id,behavior,timestamp\n", ["--dataset", "csv"], "header but no rows"),
         ("", ["--dataset", "csv"], "the file is empty"),
         (GOOD.replace("buy", "click"), ["--dataset", "csv"], "no conversion targets after filtering"),
@@ -112,8 +114,16 @@ def test_data_stats(tmp_path: Path) -> None:
     result = bench("data", "stats", "--profile", "smoke", "--json", "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
-    for key in ("users", "items", "rows_click", "rows_buy", "conversion_share", "valid_targets", "test_targets", "test_repeat_share"):
-        assert key in stats
+    from bench.config import Configs
+    from bench.data.loaders import load
+    from bench.data.preprocess import preprocess
+    from bench.data.split import build_split
+
+    ds = Configs().dataset("synthetic", "smoke")
+    split = build_split(preprocess(load("synthetic", None, dataclasses.asdict(ds.synthetic)), ds.preprocess), ds.split)
+    assert stats == json.loads(json.dumps(split.stats()))  # the numbers of the split every model trains on
+    assert stats["users"] == 300 and stats["test_targets"] == len(split.test) > 0
+    assert 0 < stats["conversion_share"] < 0.05 and stats["rows_buy"] == int((split.behaviors == 3).sum())
 
 
 def test_one_failing_model_does_not_stop_the_others(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import BenchError
+from bench.errors import NumericalError
 from bench.metrics import ndcg_at, per_target, ranks_from_lists, ranks_from_scores, recall_at, summarize
 
 
@@ -49,9 +49,10 @@ def test_permuting_item_ids_changes_nothing() -> None:
     assert torch.equal(a, b)
 
 
-def test_nan_scores_are_an_error() -> None:
-    with pytest.raises(BenchError, match="NaN"):
-        ranks_from_scores(torch.tensor([[0.1, float("nan")]]), torch.tensor([0]))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_are_an_error(bad: float) -> None:
+    with pytest.raises(NumericalError, match="non-finite scores"):
+        ranks_from_scores(torch.tensor([[0.1, bad]]), torch.tensor([0]))
 
 
 def test_generated_lists_miss_when_absent() -> None:

@@ -76,6 +76,8 @@ def test_killed_and_resumed_gives_the_same_ranks_and_marks(fresh: Path, tmp_path
     _run(tmp_path)
     for name in MODELS:
         assert _outcome(tmp_path, name) == _outcome(fresh, name), name
+    resumed = json.loads((tmp_path / "synthetic" / "rclrec" / "seed0.json").read_text())
+    assert resumed["resumes"] == 1  # one earlier process trained part of it, and its seconds are counted
 
 
 def test_figure3_at_k4_is_table1s_rclrec(fresh: Path, tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ because the public logs have day-level timestamps and the file order is the only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -38,6 +40,9 @@ class Log:
     items: pd.DataFrame
     users: pd.DataFrame
     source: str
+    preparation: Mapping[str, Any] = field(default_factory=dict)
+    """What reading and preprocessing did: ``dropped`` (step → rows), ``coverage`` (side file → share of the
+    log's ids it describes), ``warnings`` (missing optional columns or files)."""
 
     def __post_init__(self) -> None:
         missing = [c for c in INTERACTION_COLUMNS if c not in self.interactions.columns]
@@ -50,6 +55,10 @@ class Log:
         """Interactions sorted by (user, timestamp, order): each user's history in time order."""
         return self.interactions.sort_values(["user", "timestamp", "order"], kind="stable", ignore_index=True)
 
-    def with_interactions(self, interactions: pd.DataFrame) -> Log:
-        """The same log with a filtered interaction table (feature tables are kept as they are)."""
-        return Log(interactions.reset_index(drop=True), self.items, self.users, self.source)
+    def with_interactions(self, interactions: pd.DataFrame, dropped_by: str | None = None) -> Log:
+        """The same log with a filtered interaction table (feature tables are kept as they are); with
+        ``dropped_by``, the rows it lost are counted under that step's name."""
+        preparation = dict(self.preparation)
+        if dropped_by is not None:
+            preparation["dropped"] = {**preparation.get("dropped", {}), dropped_by: len(self.interactions) - len(interactions)}
+        return Log(interactions.reset_index(drop=True), self.items, self.users, self.source, preparation)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +30,7 @@ class PreprocessConfig:
 
 def dedup(log: Log) -> Log:
     keep = ~log.interactions.duplicated(["user", "item", "behavior", "timestamp"], keep="first")
-    return log.with_interactions(log.interactions[keep])
+    return log.with_interactions(log.interactions[keep], "duplicates")
 
 
 def item_kcore(log: Log, k: int) -> Log:
@@ -37,7 +40,7 @@ def item_kcore(log: Log, k: int) -> Log:
         return log
     counts = log.interactions["item"].value_counts()
     keep = log.interactions["item"].isin(counts.index[counts >= k])
-    return log.with_interactions(log.interactions[keep])
+    return log.with_interactions(log.interactions[keep], "item_kcore")
 
 
 def sample_users(log: Log, max_users: int | None, target_buy_share: float | None, seed: int) -> Log:
@@ -66,7 +69,7 @@ def sample_users(log: Log, max_users: int | None, target_buy_share: float | None
         chosen = np.concatenate([buyers, others[: min(needed, len(others))]])
     if max_users is not None:
         chosen = chosen[:max_users]
-    return log.with_interactions(frame[frame["user"].isin(chosen)])
+    return log.with_interactions(frame[frame["user"].isin(chosen)], "user_sampling")
 
 
 def preprocess(log: Log, cfg: PreprocessConfig) -> Log:
@@ -75,8 +78,22 @@ def preprocess(log: Log, cfg: PreprocessConfig) -> Log:
         log = dedup(log)
     log = item_kcore(log, cfg.item_min_count)
     log = sample_users(log, cfg.max_users, cfg.target_buy_share, cfg.sample_seed)
-    return log
+    dropped = {step: 0 for step in ("bad_timestamps", "duplicates", "item_kcore", "user_sampling")} | dict(log.preparation.get("dropped", {}))
+    return dataclasses.replace(log, preparation={**log.preparation, "dropped": dropped})
 
 
 def buy_share(interactions: pd.DataFrame) -> float:
     return float((interactions["behavior"] == BUY).mean()) if len(interactions) else 0.0
+
+
+def describe_preparation(preparation: Mapping[str, Any]) -> list[str]:
+    """The preparation record as lines for a person: what was dropped (every step, zeros included, so a
+    missing line never hides a step), side-file coverage, warnings."""
+    lines = []
+    dropped = preparation.get("dropped", {})
+    if dropped:
+        lines.append("dropped " + ", ".join(f"{n:,} rows ({step.replace('_', ' ')})" for step, n in dropped.items()))
+    for side, share in preparation.get("coverage", {}).items():
+        lines.append(f"{side} describes {100 * share:.1f}% of the log's ids")
+    lines += [f"warning: {w}" for w in preparation.get("warnings", [])]
+    return lines

@@ -15,9 +15,11 @@ never reaches the validation target, so nothing at or after any target reaches a
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +120,9 @@ class Split:
     user_features: Mapping[str, np.ndarray]
     config: SplitConfig
     fingerprint: str = field(default="")
+    preparation: Mapping[str, Any] = field(default_factory=dict)
+    """What loading and preprocessing dropped, side-file coverage and warnings (``Log.preparation`` plus the
+    rows after test targets). A record, not an input: not part of the fingerprint."""
 
     @property
     def n_items(self) -> int:
@@ -196,6 +201,9 @@ class Split:
             "max_history": self.config.max_history,
             "item_features": sorted(self.item_features),
             "user_features": sorted(self.user_features),
+            **{f"dropped_{k}": v for k, v in self.preparation.get("dropped", {}).items()},
+            **{f"coverage_{k}": v for k, v in self.preparation.get("coverage", {}).items()},
+            "warnings": list(self.preparation.get("warnings", [])),
             "fingerprint": self.fingerprint,
         }
 
@@ -236,7 +244,10 @@ def build_split(log: Log, cfg: SplitConfig) -> Split:
 
     # Drop everything after the test target.
     cut = df["user"].map(test_pos).fillna(np.iinfo(np.int64).max).to_numpy()
+    before = len(df)
     df = df[df["pos"].to_numpy() <= cut].reset_index(drop=True)
+    preparation = dict(log.preparation)
+    preparation["dropped"] = {**preparation.get("dropped", {}), "after_test_target": before - len(df)}
 
     item_codes, item_ids = pd.factorize(df["item"], sort=True)
     user_codes, user_ids = pd.factorize(df["user"], sort=True)
@@ -277,6 +288,7 @@ def build_split(log: Log, cfg: SplitConfig) -> Split:
         item_features=_align(log.items, item_ids),
         user_features=_align(log.users, user_ids),
         config=cfg,
+        preparation=preparation,
     )
     return _with_fingerprint(split)
 
@@ -317,7 +329,8 @@ def _with_fingerprint(split: Split) -> Split:
 
 
 def save_split(split: Split, path: Path) -> None:
-    write_npz(path, fingerprint=np.array(split.fingerprint), **_payload(split))
+    preparation = np.array(json.dumps(split.preparation, sort_keys=True))
+    write_npz(path, fingerprint=np.array(split.fingerprint), preparation=preparation, **_payload(split))
 
 
 def load_split(path: Path) -> Split:
@@ -333,6 +346,7 @@ def load_split(path: Path) -> Split:
         item_features={k.removeprefix("itemfeat_"): v for k, v in a.items() if k.startswith("itemfeat_")},
         user_features={k.removeprefix("userfeat_"): v for k, v in a.items() if k.startswith("userfeat_")},
         config=SplitConfig(min_history, max_history),
+        preparation=json.loads(str(a["preparation"])) if "preparation" in a else {},
     )
     split = _with_fingerprint(split)
     if split.fingerprint != str(a["fingerprint"]):

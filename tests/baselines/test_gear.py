@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import torch
 
 from baselines.gear import GEAR, GEARConfig, GEARNet, time_bias
@@ -70,7 +72,11 @@ def test_trains_on_histories_shorter_and_longer_than_the_window() -> None:
     split = build_split(make_log(rows), SplitConfig(min_history=2, max_history=10))
     model = GEAR(GEARConfig(**TINY, epochs=2, patience=2, random_window_prob=1.0),
                  Context(split=split, device=torch.device("cpu"), seed=0, progress=False))  # fmt: skip
-    assert len(model.fit(split).valid_curve) == 2
+    report = model.fit(split)
+    assert len(report.valid_curve) == 2 and all(0.0 <= v <= 1.0 for v in report.valid_curve)
+    assert all(math.isfinite(loss) and loss > 0 for loss in report.extra["train_loss"])
+    ranks = rank_targets(model, split, split.test, 256, progress=False)
+    assert len(ranks) == 5 and ranks.min() >= 1 and ranks.max() <= split.n_items  # every history length ranked
 
 
 def test_item_loss_is_the_full_window_cross_entropy_ignoring_padding() -> None:

@@ -46,9 +46,13 @@ def test_targets_by_hand() -> None:
 
 
 def test_nothing_after_the_test_target_is_kept() -> None:
-    s = _split(min_history=3)
+    # u's last purchase (g at 11) is the test target; a click and a fav follow it and must go.
+    s = _split([*ROWS[:11], ("u", "i", "click", 12), ("u", "j", "fav", 13), *ROWS[11:]], min_history=3)
     u = int(np.flatnonzero(s.user_ids == "u")[0])
-    assert s.offsets[u + 1] - s.offsets[u] == 11  # positions 0..10, the test target last
+    sequence = list(s.item_ids[s.items[s.offsets[u] : s.offsets[u + 1]]])
+    assert sequence == ["a", "b", "a", "c", "c", "d", "e", "f", "g", "h", "g"]  # positions 0..10, the target last
+    assert s.test.pos[list(s.test.user).index(u)] == 10
+    assert s.preparation["dropped"]["after_test_target"] == 2
 
 
 def test_min_history_counts_earlier_interactions() -> None:
@@ -133,7 +137,7 @@ def test_fingerprint_is_content_hash(tmp_path: Path) -> None:
 
 def test_item_features_align_with_item_index(write) -> None:
     path = write("d/interactions.csv", "user_id,item_id,behavior,timestamp\n" + "".join(
-        f"u,{i},{b},{t}\n" for t, (i, b) in enumerate([("x", "click"), ("y", "click"), ("x", "cart"), ("x", "buy"), ("y", "buy"), ("x", "buy")])
+        f"u,{i},{b},{1_600_000_000 + t}\n" for t, (i, b) in enumerate([("x", "click"), ("y", "click"), ("x", "cart"), ("x", "buy"), ("y", "buy"), ("x", "buy")])
     ))
     write("d/items.csv", "item_id,category\ny,cat-y\nx,cat-x\n")
     s = build_split(load("csv", path.parent), SplitConfig(min_history=3))
