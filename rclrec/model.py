@@ -334,7 +334,10 @@ class RCLRec(SemanticIdModel):
         self.stage = "pretrain"
         cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
         if cache is not None and cache.exists():
-            entry = torch.load(cache, map_location=self.ctx.device, weights_only=False)  # our own file, below
+            try:
+                entry = torch.load(cache, map_location=self.ctx.device, weights_only=False)  # our own file, below
+            except Exception as err:  # noqa: BLE001 - truncated or foreign: say which file, never guess
+                raise BenchError(f"{cache}: cached θ0 is unreadable ({type(err).__name__}); delete the file") from None
             self.net.load_state_dict(entry["weights"])
             report = FitReport(**entry["report"])
             report.extra["theta0"] = "cached"

@@ -114,3 +114,12 @@ def test_data_stats_and_results_report_what_preprocessing_dropped(tmp_path: Path
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "r" / "d" / "pop" / "seed0.json").read_text())
     assert result["preparation"]["dropped"]["duplicates"] == record["dropped_duplicates"]
+
+
+def test_an_unreadable_split_cache_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert bench("run", "--models", "pop", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
+    cached = next((out / ".cache" / "splits").glob("*.npz"))
+    cached.write_bytes(cached.read_bytes()[:100])  # truncated, as by a full disk
+    result = bench("run", "--models", "recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 2 and "cached split is unreadable" in result.stderr and "Traceback" not in result.stderr

@@ -334,8 +334,13 @@ def save_split(split: Split, path: Path) -> None:
 
 
 def load_split(path: Path) -> Split:
-    with np.load(path, allow_pickle=False) as z:
-        a = {k: z[k] for k in z.files}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+    except PermissionError:
+        raise  # the environment: the CLI says so in one line
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file, whatever numpy makes of it
+        raise BenchError(f"{path}: cached split is unreadable ({type(err).__name__}); delete the file") from None
     def targets(part: str) -> Targets:
         return Targets(*(a[f"{part}_{n}"] for n in ("user", "pos", "item", "is_repeat")))
     min_history, max_history = (int(x) for x in a["config"])
