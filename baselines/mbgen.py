@@ -70,7 +70,7 @@ class MBGenNet(nn.Module):
         levels = (len(BEHAVIORS), *item_vocab)
         backbone = EncoderDecoder(
             dataclasses.replace(
-                BackboneConfig.of(cfg, cfg.max_items * len(levels) + 2, len(levels)),
+                BackboneConfig.of(cfg),
                 decoder_experts=len(levels),  # one expert per predicted token: b, c_1, …, c_L
                 inject_layers=cfg.inject_layers,
                 behavior_vocab=len(BEHAVIORS) + 1,  # 0 = no behavior

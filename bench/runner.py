@@ -318,4 +318,6 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         f"✓ {job.label}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
         f"({epochs}{seconds['train'] + earlier_seconds:.0f}s train, {seconds['eval']:.1f}s eval)"
         + (f"; ⚠ ended at its epoch cap, not by early stopping ({'; '.join(capped)}): possibly undertrained" if capped else "")
+        + ("; ⚠ fine-tuning never beat its starting point's validation NDCG@10 "
+           f"({report.best_valid_ndcg10:.4f} < {report.extra['theta0_valid_ndcg10']:.4f})" if report.extra.get("sft_below_theta0") else "")
     )

@@ -59,7 +59,7 @@ class RCLRecConfig:
     lam: float = 0.1
     margin: float = 0.05
     max_prefix_items: int = 8
-    """Upper bound on k: sizes the decoder's positions, so θ0 is shared by every k of a sweep."""
+    """Upper bound on k (the decoder's positions are relative, so θ0 is the same for every k)."""
     prefix: Literal["rcpm", "recent", "none"] = "rcpm"
     """rcpm: the full model; recent: the k most recent items (Table 2's Recent-k); none: w/o RCPM."""
     # Training.
@@ -101,8 +101,7 @@ class RCLRecNet(nn.Module):
     def __init__(self, cfg: RCLRecConfig, vocab_sizes: tuple[int, ...], user_cardinalities: list[int]) -> None:
         super().__init__()
         self.levels = len(vocab_sizes)
-        decoder_len = 1 + cfg.max_prefix_items * self.levels + self.levels  # [e_pay ; G ; z]
-        backbone = EncoderDecoder(BackboneConfig.of(cfg, cfg.max_items, decoder_len))
+        backbone = EncoderDecoder(BackboneConfig.of(cfg))
         self.codes = CodeDecoder(backbone, vocab_sizes)
         self.behavior = nn.Embedding(len(BEHAVIORS), cfg.d_model)  # E; row b is the decoder BOS e_b
         # x_u: a user-ID embedding and one embedding per user feature (demographics when the log has them).
@@ -219,15 +218,25 @@ class RCLRec(SemanticIdModel):
     def _decoder_start(
         self, net: RCLRecNet, b: int, codes: torch.Tensor | None, slot_pad: torch.Tensor | None, m: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """[e_pay ; G]: (B, 1 + k·L, d) forced decoder inputs and their padding (empty slots, which lead G).
-        Each selected item's L token embeddings are multiplied by its m_t."""
+        """[e_pay ; G]: (B, 1 + k·L, d) forced decoder inputs and their padding. Each selected item's L token
+        embeddings are multiplied by its m_t.
+
+        A history shorter than k leaves empty slots; they come first, before e_pay ([∅ … ∅ ; e_pay ; G_real]),
+        so e_pay predicts the first real prefix token and every later token is predicted from the real
+        token before it. Padded inputs are invisible and take no position, so a row with e empty slots is
+        decoded exactly as the same prefix would be with k − e."""
         e_pay = net.behavior.weight[BUY].expand(b, 1, -1)
         no_pad = torch.zeros(b, 1, dtype=torch.bool, device=e_pay.device)
         if codes is None:
             return e_pay, no_pad
         g = net.codes.embed_codes(codes) * m[:, :, None, None].to(e_pay.dtype)  # (B, k, L, d)
-        g_pad = slot_pad.repeat_interleave(codes.shape[2], dim=1)
-        return torch.cat([e_pay, g.reshape(b, -1, g.shape[-1])], dim=1), torch.cat([no_pad, g_pad], dim=1)
+        g_pad = slot_pad.repeat_interleave(codes.shape[2], dim=1)  # (B, k·L), empty slots lead
+        start, start_pad = torch.cat([e_pay, g.reshape(b, -1, g.shape[-1])], dim=1), torch.cat([no_pad, g_pad], dim=1)
+        # Move e_pay behind the empty slots: position j takes input j + 1 while j < #empty, then e_pay.
+        j = torch.arange(start.shape[1], device=start.device)[None]
+        empty = g_pad.sum(1, keepdim=True)
+        order = torch.where(j < empty, j + 1, torch.where(j == empty, torch.zeros_like(j), j))
+        return start.gather(1, order[..., None].expand_as(start)), start_pad.gather(1, order)
 
     # ------------------------------------------------------------------------------- losses
 
@@ -237,9 +246,12 @@ class RCLRec(SemanticIdModel):
     ) -> torch.Tensor:
         """Teacher-forced NLL of every decoder token after e_pay.
 
-        The decoder reads [start ; z[:-1]] where start = [e_pay ; G] (B, P, d); position j predicts
-        targets[:, j], with targets = [G's tokens ; z] (B, P − 1 + L), levels cycling 0 … L − 1 and −1
-        where nothing is predicted (padded slots). Returns (B, P − 1 + L), 0 where nothing is predicted.
+        The decoder reads [start ; z[:-1]] where start = [∅ … ; e_pay ; G_real] (B, P, d, see
+        :meth:`_decoder_start`); position j predicts targets[:, j], with targets = [G's tokens ; z]
+        (B, P − 1 + L), levels cycling 0 … L − 1 and −1 at empty slots. Since the e empty slots' e·L inputs
+        come first and their targets are the first e·L entries, the input at position j is always the token
+        before targets[:, j]: nothing is predicted from, or as, an empty slot. Returns (B, P − 1 + L), 0
+        where nothing is predicted.
         """
         levels = net.levels
         b = len(targets)
@@ -368,6 +380,10 @@ class RCLRec(SemanticIdModel):
                          cfg.epochs, cfg.patience, self.ctx.checkpoint)  # fmt: skip
         sft.extra["pretrain"] = dataclasses.asdict(pre)
         sft.extra["sft_samples"] = int(len(user))
+        # θ0's own validation score (decoding from [e_pay] alone): if fine-tuning never beat it, the model
+        # reported is worse on validation than the starting point, and the result should say so.
+        sft.extra["theta0_valid_ndcg10"] = pre.best_valid_ndcg10
+        sft.extra["sft_below_theta0"] = bool(sft.best_valid_ndcg10 < pre.best_valid_ndcg10)
         return sft
 
     # ------------------------------------------------------------------------------- inference

@@ -174,3 +174,19 @@ def test_every_shipped_config_loads() -> None:
     for dataset in ("synthetic", "tmall", "taobao", "csv"):
         for profile in ("smoke", "cpu", "paper"):
             configs.dataset(dataset, profile)
+
+
+def test_the_budget_rule_at_the_cpu_profile() -> None:
+    """Every trained model at the `cpu` profile: the same patience, a cap that is only a safety bound, and
+    epochs that cover the training data (no sampled subset)."""
+    from bench.recommender import resolve
+
+    configs = Configs()
+    for entry in configs.models("table1"):
+        config = from_dict(resolve(entry.target).Config, entry.params("cpu"), entry.source)
+        fields = vars(config)
+        for prefix in ("", "pretrain_"):
+            if f"{prefix}epochs" in fields:
+                assert fields[f"{prefix}patience"] == 10, (entry.name, prefix)
+                assert fields[f"{prefix}epochs"] >= 100, (entry.name, prefix)
+                assert fields.get(f"{prefix}samples_per_epoch", 0) == 0, (entry.name, prefix)

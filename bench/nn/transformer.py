@@ -1,7 +1,11 @@
 """A pre-norm Transformer encoder-decoder with a decoder KV cache, shared by TIGER, MBGen and RCLRec.
 
 Models pass in embeddings (their own token tables) and read out hidden states; the backbone owns only
-positions, attention and feed-forward layers. The cache holds, per decoder layer, the cross-attention keys
+positions, attention and feed-forward layers. Positions are T5's relative position bias (Raffel et al. 2020,
+§2.1): a learned scalar per head and bucket of the query-key distance, added to the attention logits of
+every self-attention layer (one table per stack; none in cross-attention), so a token's view of its
+neighbours does not depend on where it stands. A decoder target behind a forced prefix of any length is
+then predicted exactly as it was learned behind BOS alone. The cache holds, per decoder layer, the cross-attention keys
 and values of the encoder memory (computed once per batch, not once per beam or step) and the growing
 self-attention keys and values, so one decoding step costs one token, not the whole prefix.
 
@@ -12,6 +16,7 @@ input of the first layers is [x ; e_b]). Both read a per-token :class:`Routing` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -27,8 +32,10 @@ class BackboneConfig:
     decoder_layers: int = 2
     d_ff: int = 1024
     dropout: float = 0.1
-    max_encoder_len: int = 512
-    max_decoder_len: int = 64
+    position_buckets: int = 32
+    """Relative-position buckets per direction set (T5: 32)."""
+    position_max_distance: int = 128
+    """Distances from here on share the last bucket (T5: 128)."""
     decoder_experts: int = 1
     """Feed-forward experts per decoder layer; a token's expert is ``Routing.expert`` (1 = dense). The
     encoder is always dense (MBGen's default)."""
@@ -39,11 +46,51 @@ class BackboneConfig:
     behavior_dim: int = 64
 
     @classmethod
-    def of(cls, model_config: object, max_encoder_len: int, max_decoder_len: int) -> BackboneConfig:
-        """The backbone part of a model's config (fields of the same names) and its sequence lengths."""
+    def of(cls, model_config: object) -> BackboneConfig:
+        """The backbone part of a model's config (fields of the same names)."""
         shared = ("d_model", "n_heads", "encoder_layers", "decoder_layers", "d_ff", "dropout")
-        return cls(**{f: getattr(model_config, f) for f in shared}, max_encoder_len=max_encoder_len,
-                   max_decoder_len=max_decoder_len)  # fmt: skip
+        return cls(**{f: getattr(model_config, f) for f in shared})
+
+
+def position_bucket(distance: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's bucket of each query-minus-key distance (int64, any shape → same shape, in [0, buckets)).
+
+    Half of the buckets (per direction) hold the distances 0, 1, … exactly; the rest cover larger distances
+    logarithmically up to ``max_distance``, beyond which one bucket holds them all. Bidirectional (encoder):
+    keys after the query get their own half of the buckets; causal (decoder): only keys at or before the
+    query are ever attended, so every bucket goes to the past.
+    """
+    offset = torch.zeros_like(distance)
+    if bidirectional:
+        buckets //= 2
+        offset = (distance < 0).long() * buckets
+        distance = distance.abs()
+    else:
+        distance = distance.clamp(min=0)
+    exact = buckets // 2
+    ratio = torch.log(distance.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    far = (exact + (ratio * (buckets - exact)).long()).clamp(max=buckets - 1)
+    return offset + torch.where(distance < exact, distance, far)
+
+
+class RelativePositionBias(nn.Module):
+    """(…, H, T, S) additive attention bias from query and key positions: a learned scalar per head and
+    :func:`position_bucket` of their distance."""
+
+    def __init__(self, heads: int, buckets: int, max_distance: int, bidirectional: bool) -> None:
+        super().__init__()
+        self.bidirectional, self.buckets, self.max_distance = bidirectional, buckets, max_distance
+        self.table = nn.Embedding(buckets, heads)
+
+    def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """query_pos (R, T), key_pos (R, S) int64 (R may be 1, broadcast) → (R, H, T, S) float bias."""
+        bucket = position_bucket(query_pos[:, :, None] - key_pos[:, None, :], self.bidirectional, self.buckets, self.max_distance)
+        return self.table(bucket).permute(0, 3, 1, 2)
+
+
+def with_bias(mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A boolean attention mask (True = attend) and a float bias → one additive mask for SDPA."""
+    return bias.masked_fill(~mask, float("-inf"))
 
 
 class Attention(nn.Module):
@@ -61,8 +108,11 @@ class Attention(nn.Module):
         return self.split(self.k(source)), self.split(self.v(source))
 
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x (B, T, d) queries over k, v (B, H, S, d/H); mask broadcastable to (B, H, T, S), True = attend."""
+        """x (B, T, d) queries over k, v (B, H, S, d/H); mask broadcastable to (B, H, T, S): bool (True =
+        attend) or float (added to the logits, -inf = never)."""
         q = self.split(self.q(x))
+        if mask is not None and mask.is_floating_point():
+            mask = mask.to(q.dtype)  # under autocast q is bf16, and SDPA wants one dtype
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         b, h, t, dh = out.shape
         return self.o(out.transpose(1, 2).reshape(b, t, h * dh))
@@ -181,6 +231,7 @@ class DecoderCache:
     length: int = 0
     self_pad: torch.Tensor | None = None  # (R, length) bool, True on padded decoder inputs
     real: torch.Tensor | None = None  # (R,) real (unpadded) inputs so far: the next one's position
+    key_pos: torch.Tensor | None = None  # (R or 1, length) int64 position of every cached key
 
     def select(self, index: torch.Tensor, width: int) -> None:
         """Keep decoding rows ``index`` (B·width,), which must stay grouped by input (beam reordering
@@ -189,17 +240,22 @@ class DecoderCache:
         self.self_kv = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.self_kv]
         if self.self_pad is not None:
             self.self_pad, self.real = self.self_pad[index], self.real[index]
+        if self.key_pos is not None and len(self.key_pos) > 1:
+            self.key_pos = self.key_pos[index]
 
 
 class EncoderDecoder(nn.Module):
-    """Pre-norm encoder-decoder over embeddings. Positions are learned, for the encoder (right-aligned
-    sequences keep the most recent item at a fixed position) and the decoder."""
+    """Pre-norm encoder-decoder over embeddings with relative position bias in both self-attention stacks.
+
+    Decoder positions count real inputs only (a padded slot of a forced prefix takes no position), so
+    padding shifts nothing; and since only distances matter, neither does the length of a forced prefix
+    for the tokens after it beyond what they attend to."""
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.enc_pos = nn.Embedding(cfg.max_encoder_len, cfg.d_model)
-        self.dec_pos = nn.Embedding(cfg.max_decoder_len, cfg.d_model)
+        self.enc_bias = RelativePositionBias(cfg.n_heads, cfg.position_buckets, cfg.position_max_distance, True)
+        self.dec_bias = RelativePositionBias(cfg.n_heads, cfg.position_buckets, cfg.position_max_distance, False)
         self.encoder = nn.ModuleList(EncoderLayer(cfg, i < cfg.inject_layers) for i in range(cfg.encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg, i < cfg.inject_layers) for i in range(cfg.decoder_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
@@ -208,8 +264,9 @@ class EncoderDecoder(nn.Module):
     def encode(self, x: torch.Tensor, pad: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
         """x (B, S, d) embeddings, pad (B, S) bool True on padding → memory (B, S, d)."""
         s = x.shape[1]
-        h = self.drop(x + self.enc_pos.weight[self.cfg.max_encoder_len - s :])  # right-aligned positions
-        mask = ~pad[:, None, None, :]
+        pos = torch.arange(s, device=x.device)[None]
+        mask = with_bias(~pad[:, None, None, :], self.enc_bias(pos, pos))
+        h = self.drop(x)
         for layer in self.encoder:
             h = layer(h, mask, routing)
         return self.enc_norm(h)
@@ -224,10 +281,10 @@ class EncoderDecoder(nn.Module):
         itself[:, start:] = torch.eye(t, dtype=torch.bool, device=device)
         return (causal & ~y_pad[:, None, None, :]) | itself
 
-    def _positions(self, y_pad: torch.Tensor) -> torch.Tensor:
-        """(R, t, d): a token's position is the number of real tokens before it, so padding inside a
-        forced prefix shifts nothing."""
-        return self.dec_pos((torch.cumsum(~y_pad, dim=1) - 1).clamp(min=0))
+    @staticmethod
+    def _positions(y_pad: torch.Tensor) -> torch.Tensor:
+        """(R, t) int64: a token's position is the number of real tokens before it."""
+        return (torch.cumsum(~y_pad, dim=1) - 1).clamp(min=0)
 
     def decode(
         self,
@@ -240,9 +297,10 @@ class EncoderDecoder(nn.Module):
         """Teacher forcing: y (B, T, d) decoder input embeddings → (B, T, d) hidden states (causal).
         ``y_pad`` (B, T) marks padded inputs (rows with a shorter forced prefix); they are invisible."""
         t = y.shape[1]
-        h = self.drop(y + (self.dec_pos.weight[:t] if y_pad is None else self._positions(y_pad)))
-        causal = self._self_mask(t, 0, y_pad, y.device)
+        pos = torch.arange(t, device=y.device)[None] if y_pad is None else self._positions(y_pad)
+        causal = with_bias(self._self_mask(t, 0, y_pad, y.device), self.dec_bias(pos, pos))
         cross_mask = ~pad[:, None, None, :]
+        h = self.drop(y)
         for layer in self.decoder:
             n = layer.norm1(h)
             h = layer(h, layer.self_attn.project_kv(n), causal, layer.cross_attn.project_kv(memory), cross_mask, 1, routing)
@@ -258,21 +316,22 @@ class EncoderDecoder(nn.Module):
     ) -> torch.Tensor:
         """y (B·W, T, d) the next T decoder inputs of each row (T > 1 for a forced prefix) → (B·W, T, d).
         ``y_pad`` (B·W, T) marks padded inputs, only in the first call; ``routing`` covers the T new
-        inputs. Appends to the cache."""
+        inputs. Appends to the cache; the position bias is computed for the new query rows only."""
         t = y.shape[1]
         start = cache.length
         if y_pad is not None:
             positions = self._positions(y_pad)
             cache.self_pad, cache.real = y_pad, (~y_pad).sum(1)
         elif cache.self_pad is not None:
-            positions = self.dec_pos(cache.real[:, None] + torch.arange(t, device=y.device))
+            positions = cache.real[:, None] + torch.arange(t, device=y.device)
             cache.self_pad = torch.cat([cache.self_pad, cache.self_pad.new_zeros(len(y), t)], dim=1)
             cache.real = cache.real + t
         else:
-            positions = self.dec_pos.weight[start : start + t]
-        h = self.drop(y + positions)
+            positions = (start + torch.arange(t, device=y.device))[None]
+        cache.key_pos = positions if cache.key_pos is None else _cat_positions(cache.key_pos, positions)
+        h = self.drop(y)
         total = start + t
-        mask = self._self_mask(t, start, cache.self_pad, y.device)
+        mask = with_bias(self._self_mask(t, start, cache.self_pad, y.device), self.dec_bias(positions, cache.key_pos))
         for i, layer in enumerate(self.decoder):
             k_new, v_new = layer.self_attn.project_kv(layer.norm1(h))
             past = cache.self_kv[i]
@@ -282,3 +341,9 @@ class EncoderDecoder(nn.Module):
             h = layer(h, (k, v), mask, cache.cross[i], cache.cross_mask, cache.width, routing)
         cache.length = total
         return self.dec_norm(h)
+
+
+def _cat_positions(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """Append key positions, broadcasting a shared (1, ·) row to per-row positions when needed."""
+    rows = max(len(old), len(new))
+    return torch.cat([old.expand(rows, -1), new.expand(rows, -1)], dim=1)

@@ -13,7 +13,7 @@ from bench.nn.transformer import BackboneConfig, EncoderDecoder
 
 def _model(vocab: tuple[int, ...], seed: int = 0) -> CodeDecoder:
     torch.manual_seed(seed)
-    cfg = BackboneConfig(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=2, d_ff=32, dropout=0.0, max_encoder_len=8)
+    cfg = BackboneConfig(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=2, d_ff=32, dropout=0.0, )
     return CodeDecoder(EncoderDecoder(cfg), vocab).eval()
 
 

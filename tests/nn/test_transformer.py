@@ -61,3 +61,38 @@ def test_padding_inside_the_forced_prefix_is_invisible() -> None:
     cache = m.start_cache(memory[:1], pad[:1])
     steps = torch.cat([m.decode_step(y[:, :5], cache, y_pad[:, :5]), m.decode_step(y[:, 5:], cache)], dim=1)
     assert torch.allclose(steps[0, keep], full[0, keep], atol=1e-5)
+
+
+def test_position_buckets_by_hand() -> None:
+    from bench.nn.transformer import position_bucket
+
+    # causal, 32 buckets: distances 0..15 exact, then 16 + ⌊16·log(d/16)/log(128/16)⌋ up to 128, one bucket beyond
+    assert position_bucket(torch.tensor([0, 1, 7, 15]), False, 32, 128).tolist() == [0, 1, 7, 15]
+    # 22: 16 + ⌊16·0.153⌋ = 18; 32: 16 + ⌊16/3⌋ = 21; 64: 16 + ⌊32/3⌋ = 26
+    assert position_bucket(torch.tensor([16, 22, 32, 64]), False, 32, 128).tolist() == [16, 18, 21, 26]
+    assert position_bucket(torch.tensor([128, 10_000]), False, 32, 128).tolist() == [31, 31]
+    assert position_bucket(torch.tensor([-3, 5]), False, 32, 128).tolist() == [0, 5]  # a future key: bucket 0
+    # bidirectional: 16 buckets per direction, a key after the query (negative distance) in the upper half
+    assert position_bucket(torch.tensor([3, -3, 0]), True, 32, 128).tolist() == [3, 19, 0]
+
+
+def test_the_bias_depends_only_on_the_distance() -> None:
+    m, _, _ = _model()
+    torch.nn.init.normal_(m.dec_bias.table.weight)
+    q, k = torch.tensor([[3, 4, 9]]), torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]])
+    assert torch.equal(m.dec_bias(q, k), m.dec_bias(q + 40, k + 40))
+
+
+def test_a_target_is_predicted_the_same_behind_prefixes_of_any_length() -> None:
+    """Relative positions: the tokens after a forced prefix see their neighbours at the same distances
+    whatever the prefix length, so a prefix whose inputs the target ignores changes nothing. With only
+    self-attention to the previous token only (a bias that forbids longer distances), the last token's
+    state is the same behind 1 or 9 earlier tokens (two layers: it depends on the last three inputs)."""
+    m, memory, pad = _model()
+    with torch.no_grad():
+        m.dec_bias.table.weight.zero_()
+        m.dec_bias.table.weight[2:] = -1e9  # attend to distances 0 and 1 only
+    tail = torch.randn(2, 3, 32)
+    short = m.decode(torch.cat([torch.randn(2, 1, 32), tail], dim=1), memory, pad)[:, -1]
+    long = m.decode(torch.cat([torch.randn(2, 9, 32), tail], dim=1), memory, pad)[:, -1]
+    assert torch.allclose(short, long, atol=1e-5)
