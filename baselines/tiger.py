@@ -50,7 +50,6 @@ class TIGERNet(nn.Module):
 
     def __init__(self, cfg: TIGERConfig, vocab_sizes: tuple[int, ...]) -> None:
         super().__init__()
-        levels = len(vocab_sizes)
         backbone = EncoderDecoder(BackboneConfig.of(cfg))
         self.codes = CodeDecoder(backbone, vocab_sizes)  # one code table for encoder and decoder inputs
         self.sep = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
