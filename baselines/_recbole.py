@@ -173,6 +173,7 @@ class RecBoleModel(ScoringModel):
             init_seed(self.ctx.seed, True)
             dataset = create_dataset(config)
             train_data, _, self.recbole_test_data = data_preparation(config, dataset)
+            self.recbole_train_data = train_data
             init_seed(self.ctx.seed, True)
             self.module = get_model(self.recbole_name)(config, train_data.dataset).to(self.ctx.device)
         del recbole
@@ -187,11 +188,16 @@ class RecBoleModel(ScoringModel):
             total, batches = 0.0, 0
             with recbole_compat():
                 for interaction in train_data:
-                    loss = self.module.calculate_loss(interaction.to(self.ctx.device))
+                    loss = self.loss(interaction.to(self.ctx.device))
                     total, batches = total + optimizer_step(loss, optimizer, f"batch {batches + 1}"), batches + 1
             return total / max(1, batches)
 
         return fit_model(self, self.module, optimizer, run_epoch, split, self.recbole_name)
+
+    def loss(self, interaction: Any) -> torch.Tensor:
+        """One batch's training loss: RecBole's ``calculate_loss`` unless a model computes the same loss
+        more cheaply."""
+        return self.module.calculate_loss(interaction)
 
     @torch.no_grad()
     def score(self, histories: Histories) -> torch.Tensor:

@@ -5,6 +5,10 @@ inside the history, never the row's target, and at inference appends [MASK] and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
 
 from baselines._recbole import RecBoleModel
 
@@ -36,3 +40,22 @@ class BERT4RecConfig:
 class BERT4Rec(RecBoleModel):
     Config = BERT4RecConfig
     recbole_name = "BERT4Rec"
+
+    def loss(self, interaction: Any) -> torch.Tensor:
+        """RecBole's CE objective, computed only at the real masked positions.
+
+        RecBole scores the whole catalogue at every one of the ``mask_len`` slots of every row and then
+        weights the padded slots by 0; about two thirds of the slots are padding, and the (B, mask_len, I)
+        logits dominate an epoch. Gathering the real slots first gives the same mean cross-entropy over the
+        same (position, target) pairs (tested against ``calculate_loss``) at a fraction of the work.
+        """
+        m = self.module
+        if m.loss_type != "CE":
+            return m.calculate_loss(interaction)
+        masked_index = interaction[m.MASK_INDEX]  # (B, mask_len) positions, 0 = a padded slot (as RecBole reads it)
+        hidden = m.forward(interaction[m.MASK_ITEM_SEQ])  # (B, T, H)
+        real = masked_index > 0
+        rows = torch.arange(len(masked_index), device=masked_index.device)[:, None].expand_as(masked_index)
+        states = hidden[rows[real], masked_index[real]]  # (N, H): one per real masked slot
+        logits = states @ m.item_embedding.weight[: m.n_items].T + m.output_bias
+        return F.cross_entropy(logits, interaction[m.POS_ITEMS][real])

@@ -21,7 +21,7 @@ from bench.semantic_ids import load_or_fit
 
 def beam(users: int, width: int, k: int, results_dir: Path, device: torch.device, repeats: int = 3) -> dict[str, float]:
     ds = Configs().dataset("synthetic", "cpu")
-    split, _ = prepare_split(ds, cache_dir(results_dir), lambda message: None)
+    split = prepare_split(ds, cache_dir(results_dir), lambda message: None)[0]
     ids = load_or_fit(split, ds.semantic_ids, cache_dir(results_dir))
     torch.manual_seed(0)
     net = TIGERNet(TIGERConfig(), ids.vocab_sizes).to(device).eval()  # the paper-size TIGER, random weights

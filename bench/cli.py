@@ -39,6 +39,11 @@ def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
     p.add_argument("--set", action="append", default=[], metavar="MODEL.FIELD=VALUE", dest="sets",
                    help="change one config field for this command (repeatable), e.g. --set sasrec.learning_rate=0.003")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="jobs in parallel: a local Dask cluster of N one-thread worker processes (default: one per "
+                   "core; 1 runs in this process, for debugging)")  # fmt: skip
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786) instead of a local one")
     p.add_argument("--no-wait", action="store_true",
                    help="exit 2 instead of waiting when another command is writing the same results")
     if tuned:
@@ -149,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     device = _device(getattr(args, "device", None))
     if args.command == "run":
         plan = plans.run_plan(_request(args), None if args.all else args.models)
-        failed = runner.run(plan, device, wait=not args.no_wait)
+        failed = runner.run(plan, device, **_executor(args))
         if args.no_report:
             return _failures(failed)
         return _finish(failed, lambda: report.table1(plan.folder, plan.test))
@@ -157,19 +162,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bench import tuning
 
         plan = plans.tune_plan(_request(args), None if args.all else args.models)
-        failed = runner.run(plan, device, wait=not args.no_wait)
+        failed = runner.run(plan, device, **_executor(args))
         tuning.select(plan)
         print(f"wrote {plan.folder / 'tuning.md'}")
         return _failures(failed)
     if args.command == "ablate":
         plan = plans.ablate_plan(_request(args), args.model)
-        failed = runner.run(plan, device, wait=not args.no_wait)
+        failed = runner.run(plan, device, **_executor(args))
         return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
     if args.command == "sweep":
         from bench import figure
 
         plan = plans.sweep_plan(_request(args), args.model, args.param, args.values)
-        failed = runner.run(plan, device, wait=not args.no_wait)
+        failed = runner.run(plan, device, **_executor(args))
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
     if args.command == "report":
@@ -182,7 +187,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         ds = Configs(args.config_dir).dataset(args.dataset, args.profile, args.data, args.name)
         quiet = (lambda message: None) if args.json else runner.say
-        split, _ = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)
+        split = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)[0]
         st = split.stats()
         if args.json:
             print(json.dumps(st, indent=2))
@@ -207,6 +212,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     raise AssertionError(args)
+
+
+def _executor(args: argparse.Namespace) -> dict:
+    from bench.executor import default_workers
+
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise BenchError("--workers must be at least 1")
+    return {"wait": not args.no_wait, "workers": workers, "scheduler": args.scheduler}
 
 
 def _list_models(args: argparse.Namespace) -> int:

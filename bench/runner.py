@@ -30,6 +30,7 @@ from bench.data.loaders import load
 from bench.data.preprocess import describe_preparation, preprocess
 from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
+from bench.executor import Outcome, execute
 from bench.hashing import config_hash
 from bench.io import atomic_path, write_json, write_npz, write_text
 from bench.metrics import summarize
@@ -66,18 +67,23 @@ def cache_dir(results_dir: Path) -> Path:
     return results_dir / ".cache" / "splits"
 
 
-def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say, save: bool = True) -> tuple[Split, Path | None]:
-    """Load → preprocess → split, cached by (dataset config, source files). Returns the split and, when it
-    was built here and ``save`` is False, the cache path it belongs at (:func:`save_split` it once the
-    command is sure to go on: a refused command writes nothing)."""
+def split_path(ds: DatasetConfig, cache_dir: Path) -> Path:
+    """Where the split of ``ds`` is cached: keyed by the dataset config and the source files."""
     # The name is a label, not an input: the same log under two names is one split.
     content = {k: v for k, v in dataclasses.asdict(ds).items() if k != "name"}
     key = config_hash({"dataset": content, "source": source_signature(ds.data)})
-    path = cache_dir / f"{ds.config}-{key}.npz"
+    return cache_dir / f"{ds.config}-{key}.npz"
+
+
+def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None] = say, save: bool = True) -> tuple[Split, Path, bool]:
+    """Load → preprocess → split, cached. Returns the split, its cache path and whether it is saved there;
+    with ``save=False`` a split built here is not (:func:`save_split` it once the command is sure to go on:
+    a refused command writes nothing)."""
+    path = split_path(ds, cache_dir)
     if path.exists():
         split = load_split(path)
         say(f"split: {ds.name} from cache ({split.fingerprint})")
-        return split, None
+        return split, path, True
     say(f"split: loading {ds.format} data{f' from {ds.data}' if ds.data else ''} …")
     started = time.perf_counter()
     log = preprocess(load_log(ds), ds.preprocess)
@@ -91,8 +97,7 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
         say(f"split: {line}")
     if save:
         save_split(split, path)
-        return split, None
-    return split, path
+    return split, path, save
 
 
 def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
@@ -121,32 +126,52 @@ def job_hash(job: Job, profile: Profile) -> str:
     return config_hash({"target": job.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)})
 
 
-def run(plan: Plan, device: torch.device | None = None, progress: bool = True, wait: bool = True) -> list[str]:
+def run(
+    plan: Plan,
+    device: torch.device | None = None,
+    progress: bool = True,
+    wait: bool = True,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> list[str]:
     """Run every job of ``plan`` on its shared split; returns the labels of the jobs that failed.
 
     Nothing is written before every job is known to be runnable (no result of another split or config in
     the way). One command at a time writes a dataset's results: the others wait for the lock (or, with
-    ``wait=False``, stop with a one-line error) and then skip what it finished.
+    ``wait=False``, stop with a one-line error) and then skip what it finished. The jobs run here
+    (``workers=1``) or on Dask distributed (:mod:`bench.executor`); the results are the same either way.
     """
-    split, unsaved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
+    split, path, saved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
     device = device or default_device()
     torch.set_num_threads(plan.profile.threads)
     _pending(plan, split)  # refuse before writing anything
     with results_lock(plan.folder, wait):
         remove_leftovers(plan.folder, cache_dir(plan.results_dir))
-        if unsaved is not None:
-            save_split(split, unsaved)
+        if not saved:
+            save_split(split, path)
         todo = _pending(plan, split, announce=True)
-        failed = []
-        for job, expected in todo:
-            try:
-                _run_job(plan, job, expected, split, device, progress)
-            except OSError:
-                raise  # the environment (disk full, permissions): every later job would fail the same way
-            except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
-                failed.append(job.label)
-                _record_failure(plan, job, err)
-    return failed
+        outcomes = execute(plan, todo, run_one, split, path, device, progress, workers, scheduler)
+    return [o.label for o in outcomes if o.error is not None]
+
+
+def run_one(plan: Plan, job: Job, expected: str, split: Split, device: torch.device, progress: bool, echo: bool) -> Outcome:
+    """One job, wherever it runs: its result files, or its failure record; the lines it has to say are
+    printed (``echo``) or handed back to the driver."""
+    lines: list[str] = []
+    tell = say if echo else lines.append
+    try:
+        _run_job(plan, job, expected, split, device, progress, tell)
+    except OSError:
+        raise  # the environment (disk full, permissions): every later job would fail the same way
+    except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
+        reason = _record_failure(plan, job, err)
+        line = f"✗ {job.label}: {reason} (details in {plan.json_path(job).with_suffix('.error.log')})"
+        if echo:
+            warn(line)
+        else:
+            lines.append(line)
+        return Outcome(job.label, tuple(lines), reason)
+    return Outcome(job.label, tuple(lines))
 
 
 def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job, str]]:
@@ -210,15 +235,15 @@ def remove_leftovers(folder: Path, cache: Path, cache_age_s: float = 3600.0) -> 
                 tmp.unlink(missing_ok=True)
 
 
-def _record_failure(plan: Plan, job: Job, err: BaseException) -> None:
-    """One line on the terminal; the traceback in ``seed<S>.error.log``; ``seed<S>.failed.json`` so the
-    tables list the run as failed. No result is written."""
+def _record_failure(plan: Plan, job: Job, err: BaseException) -> str:
+    """The traceback in ``seed<S>.error.log``; ``seed<S>.failed.json`` so the tables list the run as failed.
+    No result is written. Returns the one-line reason."""
     path = plan.json_path(job)
     log = path.with_suffix(".error.log")
     write_text(log, traceback.format_exc())
     reason = f"{type(err).__name__}: {err}" if not isinstance(err, BenchError) else str(err)
     write_json(path.with_suffix(".failed.json"), {**job.identity(), "seed": job.seed, "error": reason, "log": str(log)})
-    warn(f"✗ {job.label}: {reason} (details in {log})")
+    return reason
 
 
 def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
@@ -257,7 +282,8 @@ def fit_and_rank(job: Job, ctx: Context, batch_size: int) -> tuple[Recommender, 
     return model, report, ranks, {"train": train_seconds, "eval": time.perf_counter() - started}
 
 
-def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool) -> None:
+def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool,
+             say: Callable[[str], None] = say) -> None:  # fmt: skip
     path = plan.json_path(job)
     # Named by split and config, so a checkpoint is only ever resumed into the run that wrote it.
     checkpoint = path.with_suffix(f".{split.fingerprint}-{expected_hash}.ckpt")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
@@ -178,12 +179,14 @@ def load_or_fit(split: Split, cfg: SemanticIdConfig, cache_dir: Path | None) -> 
     if cache_dir is None:
         return fit(split, cfg)
     path = cache_dir / f"{split.fingerprint}-semids-{config_hash(cfg)}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return SemanticIds(z["codes"], tuple(int(v) for v in z["vocab_sizes"]), _load_stats(path))
-    ids = fit(split, cfg)
-    write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(cfg), **ids.stats})
-    write_npz(path, codes=ids.codes, vocab_sizes=np.asarray(ids.vocab_sizes))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_suffix(".lock")):  # jobs in parallel workers fit it once, the others wait and read
+        if path.exists():
+            with np.load(path) as z:
+                return SemanticIds(z["codes"], tuple(int(v) for v in z["vocab_sizes"]), _load_stats(path))
+        ids = fit(split, cfg)
+        write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(cfg), **ids.stats})
+        write_npz(path, codes=ids.codes, vocab_sizes=np.asarray(ids.vocab_sizes))
     return ids
 
 

@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from torch import nn
 
 from bench.data.log import BEHAVIORS, BUY
@@ -342,9 +343,16 @@ class RCLRec(SemanticIdModel):
     def pretrain(self, split: Split) -> FitReport:
         """Stage 1, or θ0 and its training record from the cache. Either way the record (best epoch, curve,
         whether it ended at its cap, seconds) is the one of the run that trained θ0."""
-        cfg = self.config
         self.stage = "pretrain"
-        cache = None if self.ctx.cache_dir is None else self.ctx.cache_dir / f"{self.theta0_key()}.pt"
+        if self.ctx.cache_dir is None:
+            return self._pretrain(split, None)
+        cache = self.ctx.cache_dir / f"{self.theta0_key()}.pt"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(cache.with_suffix(".lock")):  # variants in parallel workers: one trains θ0, the others read it
+            return self._pretrain(split, cache)
+
+    def _pretrain(self, split: Split, cache: Path | None) -> FitReport:
+        cfg = self.config
         if cache is not None and cache.exists():
             try:
                 entry = torch.load(cache, map_location=self.ctx.device, weights_only=False)  # our own file, below
@@ -355,7 +363,10 @@ class RCLRec(SemanticIdModel):
             report.extra["theta0"] = "cached"
             return report
         user, end = split.next_item_samples()
-        ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
+        if cache is not None:  # θ0's checkpoint lives next to its cache entry: whichever job needs θ0 next resumes it
+            ckpt = cache.with_suffix(".ckpt")
+        else:
+            ckpt = None if self.ctx.checkpoint is None else self.ctx.checkpoint.with_suffix(".pretrain.ckpt")
         started = time.perf_counter()
         report = self._loop(split, user, end, lambda h, t, b: self.pretrain_loss(h, t, b), cfg.pretrain_samples_per_epoch,
                             "RCLRec pre-train", cfg.pretrain_epochs, cfg.pretrain_patience, ckpt)  # fmt: skip

@@ -170,10 +170,17 @@ def test_every_shipped_config_loads() -> None:
     configs = Configs()
     for entry in configs.models():
         for profile in ("smoke", "cpu", "paper"):
-            from_dict(resolve(entry.target).Config, entry.params(profile), entry.source)
+            params = entry.params(profile)
+            config = from_dict(resolve(entry.target).Config, params, entry.source)
+            for key, value in params.items():  # every YAML value reaches the typed config, none is dropped
+                assert getattr(config, key) == (tuple(value) if isinstance(value, list) else value), (entry.name, profile, key)
     for dataset in ("synthetic", "tmall", "taobao", "csv"):
         for profile in ("smoke", "cpu", "paper"):
-            configs.dataset(dataset, profile)
+            ds = configs.dataset(dataset, profile)
+            assert (ds.name, ds.config) == (dataset, dataset)
+    assert configs.dataset("tmall", "smoke").preprocess.max_users == 500
+    assert configs.dataset("tmall", "cpu").preprocess.max_users == 5000
+    assert configs.dataset("tmall", "paper").preprocess.max_users is None
 
 
 def test_the_budget_rule_at_the_cpu_profile() -> None:

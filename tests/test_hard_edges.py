@@ -67,7 +67,7 @@ def test_two_commands_on_one_results_dir_train_each_job_once(tmp_path: Path) -> 
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     stdout = "".join(o for o, _ in outputs)
-    assert stdout.count("▶ ") == 3 and stdout.count("finished earlier, skipped") == 3
+    assert stdout.count(": R@10 ") == 3 and stdout.count("finished earlier, skipped") == 3
 
 
 def test_a_second_command_with_no_wait_exits_2(tmp_path: Path) -> None:

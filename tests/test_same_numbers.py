@@ -71,7 +71,8 @@ def test_killed_and_resumed_gives_the_same_ranks_and_marks(fresh: Path, tmp_path
     _kill_at(monkeypatch, call)
     with pytest.raises(Killed):
         _run(tmp_path)
-    assert list((tmp_path / "synthetic" / "rclrec").glob("*.ckpt"))  # the interrupted stage left its checkpoint
+    checkpoints = [*(tmp_path / "synthetic" / "rclrec").glob("*.ckpt"), *(tmp_path / ".cache").rglob("*theta0*.ckpt")]
+    assert checkpoints  # the interrupted stage left its checkpoint (θ0's next to its cache entry)
     monkeypatch.undo()
     _run(tmp_path)
     for name in MODELS:

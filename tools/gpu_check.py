@@ -49,7 +49,7 @@ def main() -> int:
     print(f"bf16 autocast matmul: dtype {low.dtype}, relative error vs fp32 {rel:.2e}")
 
     plan = run_plan(Request(profile="smoke", seeds=1), args.models.split(",") if args.models else None)
-    split, _ = prepare_split(plan.dataset, cache_dir(Path(tempfile.mkdtemp())))
+    split = prepare_split(plan.dataset, cache_dir(Path(tempfile.mkdtemp())))[0]
     failures = 0
     for job in plan.jobs:
         gpu_ranks, gpu_s, where = fit_and_rank_on(plan, job, split, cuda)

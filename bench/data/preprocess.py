@@ -54,7 +54,12 @@ def sample_users(log: Log, max_users: int | None, target_buy_share: float | None
     if max_users is None and target_buy_share is None:
         return log
     rng = np.random.default_rng(seed)
-    per_user = frame.groupby("user", sort=True)["behavior"].agg(rows="size", buys=lambda b: int((b == BUY).sum()))
+    # Rows and purchases per user, users in sorted order, in two bincounts (a per-user Python call took
+    # 32 s of 46 on a 10M-row Taobao file; this takes a fraction of a second).
+    codes, users = pd.factorize(frame["user"], sort=True)
+    rows_per_user = np.bincount(codes, minlength=len(users))
+    buys_per_user = np.bincount(codes, weights=(frame["behavior"].to_numpy() == BUY), minlength=len(users)).astype(np.int64)
+    per_user = pd.DataFrame({"rows": rows_per_user, "buys": buys_per_user}, index=pd.Index(users, name="user"))
     buyers = per_user.index[per_user["buys"] > 0].to_numpy()
     others = per_user.index[per_user["buys"] == 0].to_numpy()
     buyers, others = buyers[rng.permutation(len(buyers))], others[rng.permutation(len(others))]

@@ -90,6 +90,16 @@ def test_bert4rec_trains_and_ranks(split, tmp_path: Path) -> None:
     from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 
     cfg = BERT4RecConfig(n_layers=1, hidden_size=16, inner_size=32, max_len=15, epochs=1, patience=1)
-    _, report, ranks = _fit(BERT4Rec, cfg, split, tmp_path)
+    model, report, ranks = _fit(BERT4Rec, cfg, split, tmp_path)
     assert len(report.valid_curve) == 1
     assert ranks.min() >= 1 and ranks.max() <= split.n_items and len(ranks) == len(split.test)
+    # The loss at the real masked slots only is RecBole's loss over every slot, padded ones weighted 0.
+    from baselines._recbole import recbole_compat
+
+    with recbole_compat(), torch.no_grad():
+        model.module.eval()  # no dropout: both losses see the same forward pass
+        for i, batch in enumerate(model.recbole_train_data):
+            ours, theirs = model.loss(batch), model.module.calculate_loss(batch)
+            assert abs(float(ours) - float(theirs)) < 1e-6 * max(1.0, abs(float(theirs))), i
+            if i == 3:
+                break

@@ -36,3 +36,35 @@ def test_max_users_prefers_converting_users() -> None:
 def test_preprocess_default_only_dedups() -> None:
     log = make_log([("u", "a", "click", 1), ("u", "a", "click", 1)])
     assert len(preprocess(log, PreprocessConfig()).interactions) == 1
+
+
+def test_user_sampling_matches_the_per_user_groupby_it_replaced() -> None:
+    """The vectorised counts choose exactly the users the earlier groupby + lambda chose."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.data.log import BUY
+    from bench.data.preprocess import sample_users
+    from tests.conftest import make_log
+
+    rng = np.random.default_rng(3)
+    rows = [(f"u{rng.integers(0, 300)}", f"i{rng.integers(0, 50)}", "buy" if rng.random() < 0.05 else "click", t) for t in range(5000)]
+    log = make_log(rows)
+    for max_users, share in ((None, 0.02), (40, None), (40, 0.02), (1000, 0.001)):
+        got = set(sample_users(log, max_users, share, 7).interactions["user"])
+        # the reference: the earlier implementation's per-user table, then the same selection rule
+        frame = log.interactions
+        per_user = frame.groupby("user", sort=True)["behavior"].agg(rows="size", buys=lambda b: int((b == BUY).sum()))
+        r = np.random.default_rng(7)
+        buyers = per_user.index[per_user["buys"] > 0].to_numpy()
+        others = per_user.index[per_user["buys"] == 0].to_numpy()
+        buyers, others = buyers[r.permutation(len(buyers))], others[r.permutation(len(others))]
+        if share is None:
+            chosen = np.concatenate([buyers, others])
+        else:
+            extra = np.cumsum(per_user.loc[others, "rows"].to_numpy())
+            needed = int(np.searchsorted(-(per_user.loc[buyers, "buys"].sum() / (per_user.loc[buyers, "rows"].sum() + extra)), -share)) + 1
+            chosen = np.concatenate([buyers, others[: min(needed, len(others))]])
+        if max_users is not None:
+            chosen = chosen[:max_users]
+        assert got == set(pd.Index(chosen)), (max_users, share)

@@ -1,0 +1,184 @@
+"""Where a plan's jobs run: in this process one after another, or as tasks on Dask distributed.
+
+Every job is independent (its own seed, checkpoint and atomically written result), so a plan is a bag of
+tasks. ``workers=1`` runs them here, in order, with progress bars (for debugging: no cluster, plain
+tracebacks). Otherwise a local Dask cluster starts with one single-threaded worker process per core — two
+torch threads on one core run several times slower than one (OpenMP spin-waiting), so the cores are used
+by processes, not threads — or the jobs go to an existing cluster (``scheduler``, e.g. one started by
+dask-jobqueue on Slurm). A worker reads the split from the shared cache file, trains, writes the result
+files itself and returns the lines to print; the driver shows one progress bar over jobs and a line per
+finished job. A job that fails, or whose worker dies, is reported; the others go on.
+
+Why Dask and not Ray: RecBole 1.2.1 pins ``ray<=2.6.3``, which no longer imports on this stack and lacks
+the token authentication added after unauthenticated clusters were exploited (CVE-2023-48022);
+``distributed`` has no conflict, starts a local cluster in about a second, binds to localhost by default
+and reaches batch schedulers through dask-jobqueue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.config import from_dict
+from bench.errors import BenchError
+from bench.plan import Job, Plan
+from bench.recommender import config_dict, resolve
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a job reports back: its label, the lines it printed, and the failure's one-line reason."""
+
+    label: str
+    lines: tuple[str, ...]
+    error: str | None = None
+
+
+def execute(
+    plan: Plan,
+    todo: list[tuple[Job, str]],
+    run_job: Callable[..., Outcome],
+    split: Any,
+    split_path: Path,
+    device: torch.device,
+    progress: bool,
+    workers: int,
+    scheduler: str | None,
+) -> list[Outcome]:
+    """Run ``todo`` ((job, config hash) pairs) with ``run_job`` (:func:`bench.runner.run_one`)."""
+    if not todo:
+        return []
+    if (workers <= 1 or len(todo) == 1) and scheduler is None:  # nothing to spread: no cluster to start
+        return [run_job(plan, job, expected, split, device, progress, echo=True) for job, expected in todo]
+    return _on_dask(plan, todo, split_path, device, workers, scheduler)
+
+
+def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: torch.device, workers: int,
+             scheduler: str | None) -> list[Outcome]:  # fmt: skip
+    import dask
+    from distributed import as_completed
+
+    light = dataclasses.replace(plan, jobs=())
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+        cluster, client = _connect(scheduler, min(workers, len(todo)), plan.profile.threads)
+        try:
+            # A job travels as its fields plus a plain config dict: a user's model class (loaded from a
+            # file next to its YAML) is rebuilt in the worker instead of unpickled by module name.
+            futures = {
+                client.submit(_task, light, dataclasses.replace(job, config=None), dict(config_dict(job.config)), expected,
+                              str(split_path), str(device), key=f"{job.label}-{expected}", pure=False,
+                              priority=len(todo) - i): job  # the plan's order: claim-deciding models first  # fmt: skip
+                for i, (job, expected) in enumerate(todo)
+            }
+            outcomes = []
+            bar = tqdm(total=len(futures), desc="jobs", unit="job", disable=None)
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = future.result()
+                except OSError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - a dead worker (out of memory, killed): this job fails
+                    outcome = Outcome(job.label, (), f"{type(err).__name__}: {err}")
+                    _record_lost(plan, job, outcome.error)
+                for line in outcome.lines:
+                    if not line.startswith("▶"):  # "started" means nothing once it has finished
+                        bar.write(line, file=sys.stderr if line.startswith("✗") else sys.stdout)
+                bar.update()
+                outcomes.append(outcome)
+            bar.close()
+            return outcomes
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _connect(scheduler: str | None, workers: int, threads: int):  # noqa: ANN202 - (LocalCluster | None, Client)
+    """A client of ``scheduler``, or of a new local cluster (localhost only, no dashboard)."""
+    from distributed import Client, LocalCluster
+
+    try:
+        if scheduler is not None:
+            return None, Client(scheduler, timeout="20s")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               env={"OMP_NUM_THREADS": str(threads)})  # fmt: skip
+        return cluster, Client(cluster)
+    except OSError as err:
+        where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+        raise BenchError(f"cannot reach {where} ({err}); --workers 1 runs the jobs in this process") from None
+
+
+def _task(plan: Plan, job: Job, config: dict[str, Any], expected: str, split_path: str, device: str) -> Outcome:
+    """One job in a worker process."""
+    from bench import runner
+
+    _thread_local_random()
+    torch.set_num_threads(plan.profile.threads)
+    job = dataclasses.replace(job, config=from_dict(resolve(job.target).Config, config, job.name))
+    return runner.run_one(plan, job, expected, _split(split_path), torch.device(device), False, echo=False)
+
+
+class _PerThread(threading.local):
+    def __init__(self) -> None:
+        self.rng = random.Random()
+
+
+_PER_THREAD: _PerThread | None = None
+_RANDOM_FUNCTIONS = (
+    "seed", "getstate", "setstate", "random", "uniform", "triangular", "randint", "randrange", "choice", "choices",
+    "shuffle", "sample", "getrandbits", "randbytes", "gauss", "normalvariate", "lognormvariate", "expovariate",
+    "vonmisesvariate", "gammavariate", "betavariate", "paretovariate", "weibullvariate", "binomialvariate",
+)  # fmt: skip
+
+
+def _thread_local_random() -> None:
+    """Give each thread of this worker process its own stream behind the ``random`` module's functions.
+
+    A Dask worker's event loop draws heartbeat jitter from the module's one shared stream (tornado's
+    ``PeriodicCallback``) while the job runs in another thread, so a job that draws from it too (RecBole's
+    BERT4Rec masking) would get numbers that depend on the timing of heartbeats. Per thread, the job's
+    stream is seeded at each stage's start and reproduces exactly what it draws in a plain process."""
+    global _PER_THREAD
+    if _PER_THREAD is not None:
+        return
+    _PER_THREAD = _PerThread()
+    for name in _RANDOM_FUNCTIONS:
+        if hasattr(random.Random, name):
+            setattr(random, name, lambda *a, _name=name, **k: getattr(_PER_THREAD.rng, _name)(*a, **k))
+
+
+_SPLITS: dict[str, Any] = {}
+
+
+def _split(path: str) -> Any:
+    """The split, read once per worker process."""
+    if path not in _SPLITS:
+        from bench.data.split import load_split
+
+        _SPLITS[path] = load_split(Path(path))
+    return _SPLITS[path]
+
+
+def _record_lost(plan: Plan, job: Job, reason: str) -> None:
+    from bench.io import write_json
+
+    path = plan.json_path(job)
+    write_json(path.with_suffix(".failed.json"), {**job.identity(), "seed": job.seed, "error": reason, "log": None})
