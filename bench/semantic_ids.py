@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 import scipy.sparse as sp
+from filelock import FileLock
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
 
