@@ -44,6 +44,8 @@ def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True
                    "core; 1 runs in this process, for debugging)")  # fmt: skip
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786) instead of a local one")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the jobs, what a run would do with each and its expected time; write nothing")
     p.add_argument("--no-wait", action="store_true",
                    help="exit 2 instead of waiting when another command is writing the same results")
     if tuned:
@@ -154,6 +156,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     device = _device(getattr(args, "device", None))
     if args.command == "run":
         plan = plans.run_plan(_request(args), None if args.all else args.models)
+        if args.dry_run:
+            return _dry_run(plan, args)
         failed = runner.run(plan, device, **_executor(args))
         if args.no_report:
             return _failures(failed)
@@ -162,18 +166,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bench import tuning
 
         plan = plans.tune_plan(_request(args), None if args.all else args.models)
+        if args.dry_run:
+            return _dry_run(plan, args)
         failed = runner.run(plan, device, **_executor(args))
         tuning.select(plan)
         print(f"wrote {plan.folder / 'tuning.md'}")
         return _failures(failed)
     if args.command == "ablate":
         plan = plans.ablate_plan(_request(args), args.model)
+        if args.dry_run:
+            return _dry_run(plan, args)
         failed = runner.run(plan, device, **_executor(args))
         return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
     if args.command == "sweep":
         from bench import figure
 
         plan = plans.sweep_plan(_request(args), args.model, args.param, args.values)
+        if args.dry_run:
+            return _dry_run(plan, args)
         failed = runner.run(plan, device, **_executor(args))
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
@@ -221,6 +231,13 @@ def _executor(args: argparse.Namespace) -> dict:
     if workers < 1:
         raise BenchError("--workers must be at least 1")
     return {"wait": not args.no_wait, "workers": workers, "scheduler": args.scheduler}
+
+
+def _dry_run(plan, args: argparse.Namespace) -> int:  # noqa: ANN001 - a bench.plan.Plan
+    from bench import runner
+
+    print(runner.dry_run(plan, _executor(args)["workers"]))
+    return 0
 
 
 def _list_models(args: argparse.Namespace) -> int:

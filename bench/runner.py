@@ -347,3 +347,58 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         + ("; ⚠ fine-tuning never beat its starting point's validation NDCG@10 "
            f"({report.best_valid_ndcg10:.4f} < {report.extra['theta0_valid_ndcg10']:.4f})" if report.extra.get("sft_below_theta0") else "")
     )
+
+
+# ------------------------------------------------------------------------------------------- dry run
+
+
+def dry_run(plan: Plan, workers: int) -> str:
+    """The plan as a table — each job, what a run would do with it, and its expected time — without
+    writing anything. Times come from finished runs of the same model class at the same profile in this
+    results dir (their median training + evaluation seconds); a model that never ran here shows '?'."""
+    from tabulate import tabulate
+
+    split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
+    earlier: dict[tuple[str, str], list[float]] = {}
+    for f in plan.results_dir.glob("*/**/seed*.json"):
+        if f.name.count(".") == 1:  # seed<S>.json, not a failure record
+            r = json.loads(f.read_text())
+            earlier.setdefault((r.get("class", ""), r.get("profile", "")), []).append(r["train_seconds"] + r.get("eval_seconds", 0.0))
+    rows, todo_seconds, unknown = [], [], 0
+    for job in plan.jobs:
+        expected, path = job_hash(job, plan.profile), plan.json_path(job)
+        checkpoint = path.with_suffix(f".{split.fingerprint}-{expected}.ckpt")
+        status = "to run"
+        if path.exists():
+            done = json.loads(path.read_text())
+            same = done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected
+            status = "finished" if same else "blocked: a result of another split or config is there"
+        elif job.reuse is not None and (plan.folder / job.reuse / path.name).exists():
+            status = f"reuses {job.reuse} if identical"
+        elif checkpoint.exists():
+            status = "to resume from its checkpoint"
+        seconds = earlier.get((job.target, plan.profile.name))
+        estimate = float(np.median(seconds)) if seconds else None
+        if status.startswith("to "):
+            if estimate is None:
+                unknown += 1
+            else:
+                todo_seconds.append(estimate)
+        rows.append([job.label, job.display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()) or "–", status,
+                     "?" if estimate is None else _duration(estimate)])  # fmt: skip
+    table = tabulate(rows, headers=["job", "display", "overrides", "status", "expected"], tablefmt="simple")
+    n_todo = sum(1 for r in rows if r[3].startswith("to "))
+    width = max(1, min(workers, n_todo))
+    total = sum(todo_seconds)
+    summary = (f"{plan.command}: {len(rows)} job(s), {n_todo} to run on {width} worker(s); expected about "
+               f"{_duration(total / width)} wall ({_duration(total)} of work)"
+               + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
+    return f"{table}\n\n{summary}\ndry run: nothing was written"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -30,3 +30,17 @@ def test_a_job_that_fails_in_a_worker_is_reported_and_the_others_finish(tmp_path
     assert result.returncode == 1 and "✗ broken seed0: RuntimeError: deliberately broken" in result.stderr
     assert (out / "synthetic" / "pop" / "seed0.json").exists() and (out / "synthetic" / "recent" / "seed0.json").exists()
     assert (out / "synthetic" / "broken" / "seed0.failed.json").exists()
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert bench("run", "--models", "pop,recent", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
+    before = sorted(out.rglob("*"))
+    result = bench("run", "--models", "pop,recent,sasrec", "--profile", "smoke", "--seeds", "2", "--results-dir", str(out),
+                   "--dry-run", "--workers", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in result.stdout.splitlines() if "seed" in line}
+    assert "finished" in rows["pop seed0"] and "to run" in rows["pop seed1"] and "to run" in rows["sasrec seed0"]
+    assert "?" in rows["sasrec seed0"]  # never ran here: no estimate
+    assert "run: 6 job(s), 4 to run on 2 worker(s)" in result.stdout and "plus 2 job(s) of models that never ran here" in result.stdout
+    assert sorted(out.rglob("*")) == before
