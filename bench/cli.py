@@ -285,3 +285,8 @@ def _failures(failed: list[str]) -> int:
 def _print_paths(paths: dict[str, Path]) -> None:
     for path in paths.values():
         print(f"wrote {path}")
+    if "stats" in paths:  # a table: end with its numbers
+        from bench.report import summary
+
+        print()
+        print(summary(paths["stats"]))

@@ -265,7 +265,7 @@ def sweep_plan(req: Request, model: str, param: str, values: str) -> Plan:
         same = base == override(base, point, "--values")
         jobs += ctx.jobs(entry, range(ctx.seeds), name=f"sweep/{model}/{param}={value}",
                          display=f"{entry.display} ({param} = {value})", table=False,
-                         point=(point, f"--values {value}"), sweep={"model": model, "param": param, "value": value},
+                         point=(point, f"--values {value}"), sweep={"model": model, "param": param, "value": value, "display": entry.display},
                          reuse=entry.name if same else None)  # fmt: skip
     return ctx.plan("sweep", jobs)
 

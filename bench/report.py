@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from bench import latex
 from bench import stats
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
@@ -27,8 +28,6 @@ from bench.stats.comparison import Comparison, compare
 from bench.training import capped_stages
 
 ALPHA = 0.05
-LATEX_MARKS = {"†": "$^\\dagger$", "‡": "$^\\ddagger$"}
-"""The table marks (significant difference, ended at the epoch cap) in LaTeX."""
 HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
 
 @dataclass(frozen=True)
@@ -122,6 +121,7 @@ def _training(result: dict[str, Any]) -> dict[str, Any]:
         "epoch_cap": extra.get("epoch_cap"),
         "train_seconds": result.get("train_seconds"),
         "device": result.get("device"),
+        "profile": result.get("profile"),
         "capped": capped_stages(result.get("best_epoch", 0), extra),
     }
 
@@ -136,12 +136,12 @@ def _fmt(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, improvement: bool = True) -> list[list[str]]:
+def _cells(results: list[ModelResults], sig: dict, reference: str, as_latex: bool, improvement: bool = True) -> list[list[str]]:
     bold, under = (
-        (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}") if latex else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>")
+        (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}") if as_latex else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>")
     )
-    dagger, capped = (LATEX_MARKS[m] if latex else m for m in ("†", "‡"))
-    rows = [[r.display + (capped if r.capped else "")] for r in results]
+    dagger, capped = (latex.MARKS[m] if as_latex else m for m in ("†", "‡"))
+    rows = [[(latex.escape(r.display) if as_latex else r.display) + (capped if r.capped else "")] for r in results]
     improv = ["Improv."]
     for metric in METRICS:
         means = np.array([r.mean(metric) for r in results])
@@ -157,43 +157,10 @@ def _cells(results: list[ModelResults], sig: dict, reference: str, latex: bool, 
             rows[i].append(text)
         if len(results) > 1 and means[order[1]] > 0:
             gain = 100 * (means[order[0]] / means[order[1]] - 1)
-            improv.append(f"{gain:+.2f}\\%" if latex else f"{gain:+.2f}%")
+            improv.append(f"{gain:+.2f}\\%" if as_latex else f"{gain:+.2f}%")
         else:
             improv.append("–")
     return rows + [improv] if improvement else rows
-
-
-def _latex(rows: list[list[str]], headers: list[str], caption: str, label: str, improvement: bool = True) -> str:
-    """A booktabs table; the cells are LaTeX already (bold, underline, dagger), so rows are joined as they are."""
-    line = lambda cells: " & ".join(cells) + " \\\\"  # noqa: E731
-    body = [line(r) for r in (rows[:-1] if improvement else rows)]
-    improv = ["\\midrule", line(rows[-1])] if improvement else []
-    return "\n".join(
-        [
-            "\\begin{table}[t]",
-            "\\centering",
-            f"\\caption{{{caption}}}",
-            f"\\label{{{label}}}",
-            f"\\begin{{tabular}}{{l{'r' * (len(headers) - 1)}}}",
-            "\\toprule",
-            line(headers),
-            "\\midrule",
-            *body,
-            *improv,
-            "\\bottomrule",
-            "\\end{tabular}",
-            "\\end{table}",
-            "",
-        ]
-    )
-
-
-def _latex_text(text: str) -> str:
-    """Plain text (a legend) → LaTeX: escaped percent signs, the table marks as superscripts."""
-    text = text.replace("%", "\\%")
-    for mark, latex in LATEX_MARKS.items():
-        text = text.replace(mark, latex)
-    return text
 
 
 def _github(rows: list[list[Any]], headers: list[str]) -> str:
@@ -205,51 +172,63 @@ def _section(title: str, rows: list[list[Any]], headers: list[str]) -> list[str]
     return [f"## {title}", "", _github(rows, headers) if rows else "(one model only)", ""]
 
 
+def _legend(n_targets: int, improvement: bool, reference: str, test: str, capped: bool, as_latex: bool) -> str:
+    """The table's legend, in Markdown or LaTeX (math-mode marks, p-value and ±)."""
+    pct, p, esc = ("\\%", "$p<0.05$", latex.escape) if as_latex else ("%", f"p < {ALPHA}", str)
+    assert ALPHA == 0.05  # the LaTeX above spells it out
+    dagger, ddagger = (latex.MARKS[m] if as_latex else m for m in ("†", "‡"))
+    text = (
+        f"Metrics in {pct} on {n_targets} test conversion targets (full ranking), mean over seeds. Best in bold, "
+        f"second underlined{'; Improv. = relative gain of the best over the second best' if improvement else ''}. "
+        f"{dagger} = differs from {esc(reference)} ({esc(stats.get(test).LABEL)}, Holm-corrected across the models of "
+        f"this table, {p})."
+    )
+    if capped:
+        text += f" {ddagger} = training ended at its epoch cap, not by early stopping (see Training): possibly undertrained."
+    return text
+
+
+SMOKE = "Smoke profile: these tables check the wiring end to end; their numbers are not results."
+
+
 def write_table(
     folder: Path,
     stem: str,
     title: str,
+    caption: str,
     include: Callable[[dict[str, Any]], bool],
     reference: str | None = None,
     test: str = stats.DEFAULT,
     improvement: bool = True,
 ) -> dict[str, Path]:
     """Write ``<stem>.md``, ``<stem>.tex`` and ``<stem>_stats.json`` for the runs in ``folder`` that pass
-    ``include``.
+    ``include``: the main table and its companions (mean ± std over seeds, repeat vs new targets, corrected
+    p-values; in Markdown also the training record), each a complete table in both formats.
 
     ``reference`` is the model every other is tested against (by ``test``); by default, or when it has no
-    results, the best by mean NDCG@10.
+    results, the best by mean NDCG@10. ``title`` heads the Markdown ("Table 1: …"); ``caption`` is the
+    LaTeX caption, which LaTeX numbers itself.
     """
     results, fingerprint, left_out = collect(folder, include)
     if reference is None or reference not in {r.name for r in results}:
         reference = max(results, key=lambda r: r.mean("ndcg@10")).name
     sig = significance(results, reference, test)
     display = {r.name: r.display for r in results}
+    smoke = "smoke" in {t.get("profile") for r in results for t in r.training}
     headers = ["Method", *(HEADERS[m] for m in METRICS)]
-    md_rows = _cells(results, sig, reference, latex=False, improvement=improvement)
-    tex_rows = _cells(results, sig, reference, latex=True, improvement=improvement)
-    n_targets = len(results[0].is_repeat)
-    legend = (
-        f"Metrics in % on {n_targets} test conversion targets (full ranking), mean over seeds. Best in bold, "
-        f"second underlined{'; Improv. = relative gain of the best over the second best' if improvement else ''}. † = differs from "
-        f"{display[reference]} ({stats.get(test).LABEL}, Holm-corrected across the models of this table, p < {ALPHA})."
-    )
-    if any(r.capped for r in results):
-        legend += " ‡ = training ended at its epoch cap, not by early stopping (see Training): possibly undertrained."
-    seeds_rows = [
-        [r.display, len(r.seeds), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results
-    ]
-    breakdown = [
-        [
-            r.display,
-            *(
-                _fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
-                for mask in (r.is_repeat, ~r.is_repeat)
-                for m in ("recall@10", "ndcg@10")
-            ),
-        ]
-        for r in results
-    ]
+    n_targets, n_repeat = len(results[0].is_repeat), int(results[0].is_repeat.sum())
+    capped = any(r.capped for r in results)
+    seeds = ["Method", "Seeds", *headers[1:]]
+    breakdown_headers = ["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"]
+    companions = [  # (title, label suffix, headers, rows of plain text)
+        ("Mean ± std over seeds", "seeds", seeds,
+         [[r.display, str(len(r.seeds)), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results]),
+        (f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", "repeat", breakdown_headers,
+         [[r.display, *(_fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
+                        for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))] for r in results]),
+        (f"Holm-corrected p-values vs {display[reference]} ({test})", "pvalues", headers,
+         [[display[name], *(f"{sig[name][m].p_holm:.2g}" for m in METRICS)] for name in sig]),
+    ]  # fmt: skip
     training_rows = [
         [
             r.display,
@@ -260,32 +239,30 @@ def write_table(
         ]
         for r in results
     ]
-    n_repeat = int(results[0].is_repeat.sum())
-    pvals = [[display[name], *(f"{sig[name][m].p_holm:.2g}" for m in METRICS)] for name in sig]
-    md = [
-        f"# {title}",
-        "",
-        f"Split fingerprint `{fingerprint}`.",
-        "",
-        _github(md_rows, headers),
-        "",
-        legend,
-        "",
-        *_section("Mean ± std over seeds", seeds_rows, ["Method", "Seeds", *headers[1:]]),
-        *_section(f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", breakdown,
-                  ["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"]),  # fmt: skip
-        *_section(f"Holm-corrected p-values vs {display[reference]} ({test})", pvals, headers),
-        *_section("Training", training_rows,
-                  ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"]),  # fmt: skip
-    ]
+    md = [f"# {title}", "", *([f"> **{SMOKE}**", ""] if smoke else []), f"Split fingerprint `{fingerprint}`.", "",
+          _github(_cells(results, sig, reference, as_latex=False, improvement=improvement), headers), "",
+          _legend(n_targets, improvement, display[reference], test, capped, as_latex=False), ""]  # fmt: skip
+    for name, _, cols, rows in companions:
+        md += _section(name, rows, cols)
+    md += _section("Training", training_rows,
+                   ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"])  # fmt: skip
     failed = failures(folder, include)
     if failed:
         md += ["Failed runs (no result, so not in the table): "
                + "; ".join(f"{f['display']} seed {f['seed']}: {f['error']}" for f in failed), ""]  # fmt: skip
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
-    tex = _latex(tex_rows, headers, title + ". " + _latex_text(legend), f"tab:{stem}", improvement)
-    tex += "\n% Mean ± std over seeds\n" + tabulate(seeds_rows, headers=["Method", "Seeds", *headers[1:]], tablefmt="latex_booktabs") + "\n"
+
+    banner = f" ({latex.escape(SMOKE.rstrip('.'))})" if smoke else ""
+    tex = [latex.HEADER, *([f"% {SMOKE}"] if smoke else []), ""]
+    tex.append(latex.table(
+        f"{latex.escape(caption)}{banner}. {_legend(n_targets, improvement, display[reference], test, capped, as_latex=True)}",
+        f"tab:{stem}", headers, _cells(results, sig, reference, as_latex=True, improvement=improvement), improvement,
+    ))  # fmt: skip
+    for name, suffix, cols, rows in companions:
+        tex.append(latex.table(f"{latex.escape(caption)}: {latex.escape(name[0].lower() + name[1:])}{banner}.",
+                               f"tab:{stem}-{suffix}", [latex.escape(c) for c in cols],
+                               [[latex.escape(c) for c in row] for row in rows]))  # fmt: skip
     record = {
         "fingerprint": fingerprint,
         "reference": reference,
@@ -293,16 +270,18 @@ def write_table(
         "alpha": ALPHA,
         "n_targets": n_targets,
         "display": display,
+        "rows": [r.name for r in results],
         "means": {r.name: {m: r.mean(m) for m in METRICS} for r in results},
         "stds": {r.name: {m: r.std(m) for m in METRICS} for r in results},
         "seeds": {r.name: r.seeds for r in results},
         "comparisons": {name: {m: c.to_dict() for m, c in by_metric.items()} for name, by_metric in sig.items()},
         "left_out": left_out,
         "failed": failed,
+        "smoke": smoke,
     }
     paths = {"md": folder / f"{stem}.md", "tex": folder / f"{stem}.tex", "stats": folder / f"{stem}_stats.json"}
     write_text(paths["md"], "\n".join(md))
-    write_text(paths["tex"], tex)
+    write_text(paths["tex"], "\n".join(tex))
     write_json(paths["stats"], record)
     if left_out:
         print(f"report: left out {len(left_out)} result(s) of another split: {', '.join(left_out)}", file=sys.stderr)
@@ -318,7 +297,7 @@ def _dataset_folder(folder: Path) -> Path:
 def table1(folder: Path, test: str = stats.DEFAULT, reference: str = "rclrec") -> dict[str, Path]:
     """Table 1: every run whose JSON says ``table: table1``, tested against ``reference`` (RCLRec)."""
     return write_table(_dataset_folder(folder), "table1", f"Table 1: overall performance on {folder.name}",
-                       lambda r: r.get("table") == "table1", reference, test)  # fmt: skip
+                       f"Overall performance on {folder.name}", lambda r: r.get("table") == "table1", reference, test)  # fmt: skip
 
 
 def table2(folder: Path, model: str = "rclrec", test: str = stats.DEFAULT) -> dict[str, Path]:
@@ -329,6 +308,15 @@ def table2(folder: Path, model: str = "rclrec", test: str = stats.DEFAULT) -> di
     if not variants:
         raise BenchError(f"{folder}: no ablation results of {model} (run 'python -m bench ablate' first)")
     title = next((r["display"] for r in runs if r["model"] == model), model)
-    return write_table(folder, "table2", f"Table 2: ablation of {title} on {folder.name}",
+    return write_table(folder, "table2", f"Table 2: ablation of {title} on {folder.name}", f"Ablation of {title} on {folder.name}",
                        lambda r: r["model"] == model or (r.get("table") == "table2" and r.get("extends") == model),
                        model, test, improvement=False)  # fmt: skip
+
+
+def summary(stats_path: Path) -> str:
+    """The table's means in %, for the terminal at the end of a command."""
+    record = json.loads(stats_path.read_text())
+    names = record.get("rows") or list(record["means"])
+    rows = [[record["display"].get(name, name), *(_fmt(record["means"][name][m]) for m in METRICS)] for name in names]
+    note = f"\n{SMOKE}" if record.get("smoke") else ""
+    return tabulate(rows, headers=["%", *(HEADERS[m] for m in METRICS)], tablefmt="simple", disable_numparse=True) + note

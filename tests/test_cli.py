@@ -162,7 +162,7 @@ def test_sweep_writes_figure3_and_other_sweeps_their_own_files(tmp_path: Path) -
     lines = (folder / "figure3.csv").read_text().splitlines()
     assert lines[0].startswith("value,seeds,recall@5") and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
     assert json.loads((folder / "sweep" / "rclrec" / "k=2" / "seed0.json").read_text())["sweep"] == {
-        "model": "rclrec", "param": "k", "value": 2}
+        "model": "rclrec", "param": "k", "value": 2, "display": "RCLRec"}
     bad = bench("sweep", "--param", "prefix", "--values", "1", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and "not a numeric parameter" in bad.stderr
     figure3 = (folder / "figure3.csv").read_text()

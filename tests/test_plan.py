@@ -74,7 +74,7 @@ def test_sweep_points_are_their_own_results_and_the_default_point_reuses_the_mod
     k2, k4 = plan.jobs
     assert (k2.name, k2.config.k, k2.reuse, k2.table) == ("sweep/rclrec/k=2", 2, None, None)
     assert (k4.name, k4.config.k, k4.reuse) == ("sweep/rclrec/k=4", 4, "rclrec")
-    assert k4.sweep == {"model": "rclrec", "param": "k", "value": 4}
+    assert k4.sweep == {"model": "rclrec", "param": "k", "value": 4, "display": "RCLRec"}
     with pytest.raises(BenchError, match="--values 2,x: expected comma-separated int values"):
         sweep_plan(Request(profile="smoke"), "rclrec", "k", "2,x")
 
