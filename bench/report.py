@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from bench import latex
-from bench import stats
+from bench import latex, stats
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
 from bench.metrics import METRICS, per_target
