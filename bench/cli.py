@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sweep)
     _training(sweep, test=False)
 
+    study = sub.add_parser("study", help="the whole paper on one log: grids, tuned models × seeds, ablations, sweep, REPORT.md")
+    _common(study)
+    _training(study, tuned=False)
+
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
     _common(report)
     _test(report)
@@ -187,6 +191,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         failed = runner.run(plan, device, **_executor(args))
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
+    if args.command == "study":
+        from bench import study
+
+        req = _request(args)
+        if args.dry_run:
+            print(study.dry_run(req, _executor(args)["workers"]))
+            return 0
+        failed, path = study.run(req, device, _executor(args))
+        print(f"wrote {path}")
+        return _failures(failed)
     if args.command == "report":
         _print_paths(report.table1(plans.dataset_folder(_request(args)), args.test))
         return 0

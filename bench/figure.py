@@ -89,3 +89,31 @@ def figure3(folder: Path, model: str, param: str, values: Sequence[float | int])
     writer.writerows(rows)
     write_text(paths["csv"], out.getvalue())
     return paths
+
+
+def training_curves(folder: Path) -> dict[str, Path]:
+    """Validation NDCG@10 (%) per epoch of every Table 1 and Table 2 model, mean over the seeds that reached
+    each epoch: ``training.png`` and ``training.pdf``."""
+    curves: dict[str, list[list[float]]] = {}
+    for f in result_files(folder):
+        r = json.loads(f.read_text())
+        if r.get("table") in ("table1", "table2") and r.get("valid_curve"):
+            curves.setdefault(r.get("display") or r["model"], []).append(r["valid_curve"])
+    if not curves:
+        raise BenchError(f"{folder}: no training curves")
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 7}):
+        fig, ax = plt.subplots(figsize=(6.8, 3.0))
+        for name, runs in sorted(curves.items()):
+            length = max(len(c) for c in runs)
+            mean = [100 * float(np.mean([c[e] for c in runs if len(c) > e])) for e in range(length)]
+            ax.plot(range(1, length + 1), mean, linewidth=1.0, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation NDCG@10 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=6, ncol=2)
+        fig.tight_layout()
+        paths = {kind: folder / f"training.{kind}" for kind in ("png", "pdf")}
+        for kind in ("png", "pdf"):
+            write_bytes(paths[kind], lambda fh, kind=kind: fig.savefig(fh, format=kind, dpi=300))
+        plt.close(fig)
+    return paths

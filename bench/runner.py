@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from bench.hashing import config_hash
 from bench.io import atomic_path, write_json, write_npz, write_text
 from bench.metrics import summarize
 from bench.plan import Job, Plan
+from bench.provenance import hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
 from bench.training import capped_stages, earlier_work
@@ -110,15 +110,6 @@ def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
-    for name in ("pandas", "scipy", "recbole"):
-        module = sys.modules.get(name)
-        if module is not None:
-            out[name] = getattr(module, "__version__", "?")
-    return out
 
 
 def job_hash(job: Job, profile: Profile) -> str:
@@ -332,6 +323,7 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         "device": str(device),
         "threads": torch.get_num_threads(),
         "versions": versions(),
+        "hardware": hardware(),
     }
     write_npz(path.with_suffix(".npz"), ranks=ranks, users=split.test.user, items=split.test.item,
               is_repeat=split.test.is_repeat)  # fmt: skip

@@ -1,0 +1,218 @@
+"""The paper's claims, each checked on one split with a stated rule: reproduced, not reproduced, or
+inconclusive, with the effect in points, a 95% paired bootstrap confidence interval over targets, the
+spread over seeds and the Holm-corrected p-value.
+
+The paper's figures are its Table 1 (Tmall) and Table 2 (industrial ablation), in %; absolute numbers
+depend on the paper's unpublished preprocessing, so the claims are about orderings, gaps and significance
+(SPEC §1). A claim whose models are missing from the results is "not run".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from bench import stats
+from bench.metrics import METRICS
+from bench.stats.holm import holm
+
+ALPHA = 0.05
+PAPER_TABLE1 = {  # R@5, R@10, N@5, N@10 (%) on Tmall
+    "sasrec": (39.36, 44.79, 30.66, 32.72), "bert4rec": (40.47, 45.18, 31.39, 33.25), "pbat": (40.21, 45.58, 31.16, 33.47),
+    "hstu": (40.63, 45.67, 31.60, 33.79), "tiger": (42.61, 45.92, 32.96, 35.47), "mbgen": (44.10, 47.57, 35.14, 37.94),
+    "gear": (44.43, 47.36, 35.24, 37.10), "rclrec": (49.78, 52.37, 40.36, 42.48),
+}  # fmt: skip
+PAPER_TABLE2 = {  # industrial ablation, same metrics
+    "rclrec": (26.21, 29.62, 20.80, 21.91), "rclrec-no-qal": (25.55, 28.73, 20.15, 21.13),
+    "rclrec-recent-k": (24.57, 27.91, 19.37, 20.49), "rclrec-no-rcpm": (23.61, 26.78, 18.83, 19.89),
+}  # fmt: skip
+ABLATION_ORDER = ("rclrec", "rclrec-no-qal", "rclrec-recent-k", "rclrec-no-rcpm")
+PRIMARY = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    statement: str
+    paper: str
+    ours: str
+    effect: str
+    """Points (% units), with its 95% paired bootstrap CI over targets and the spread over seeds."""
+    p: str
+    verdict: str
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the claims read of one model: per-target values (mean over seeds) and per-seed means."""
+
+    name: str
+    display: str
+    per_target: Mapping[str, np.ndarray]
+    per_seed: Sequence[Mapping[str, float]]
+
+    def mean(self, metric: str) -> float:
+        return float(np.mean(self.per_target[metric]))
+
+
+def bootstrap_ci(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile CI of mean(a − b) over targets resampled in pairs (SciPy's ``bootstrap``), in points."""
+    if len(a) < 2 or np.all(a == b):
+        d = 100 * float(np.mean(a - b)) if len(a) else 0.0
+        return d, d
+    res = sps.bootstrap((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), paired=True, vectorized=True,
+                        n_resamples=2000, confidence_level=0.95, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+    return 100 * float(res.confidence_interval.low), 100 * float(res.confidence_interval.high)
+
+
+def _seed_spread(a: Model, b: Model, metric: str) -> str:
+    """The per-seed difference's range, when both have the same number of seeds (> 1)."""
+    if len(a.per_seed) < 2 or len(a.per_seed) != len(b.per_seed):
+        return "one seed" if len(a.per_seed) == 1 else ""
+    diffs = [100 * (x[metric] - y[metric]) for x, y in zip(a.per_seed, b.per_seed)]
+    return f"seeds {min(diffs):+.2f} … {max(diffs):+.2f}"
+
+
+def _effect(a: Model, b: Model, metric: str = PRIMARY) -> str:
+    low, high = bootstrap_ci(a.per_target[metric], b.per_target[metric])
+    spread = _seed_spread(a, b, metric)
+    return f"{100 * (a.mean(metric) - b.mean(metric)):+.2f} [{low:+.2f}, {high:+.2f}]" + (f"; {spread}" if spread else "")
+
+
+def _pvalues(pairs: Sequence[tuple[Model, Model]], metric: str, test: str) -> list[float]:
+    """Holm-corrected p-values of the paired test for each (a, b) on ``metric`` (one family)."""
+    raw = [stats.get(test).pvalue(a.per_target[metric], b.per_target[metric]) for a, b in pairs]
+    return list(holm(raw)) if raw else []
+
+
+def _paper_row(table: Mapping[str, tuple[float, ...]], name: str) -> str:
+    return "/".join(f"{v:.2f}" for v in table[name]) if name in table else "–"
+
+
+def check(table1: Mapping[str, Model], table2: Mapping[str, Model], sweep: Mapping[int, Model], test: str) -> list[Claim]:
+    """Claims (a)–(e) on the models found (name → :class:`Model`); ``sweep`` maps k to RCLRec at that k."""
+    return [_best(table1, test), _significant(table1, test), _ablation(table2, test), _curve(sweep, test),
+            _baseline_order(table1)]  # fmt: skip
+
+
+def _not_run(key: str, statement: str, what: str, rule: str) -> Claim:
+    return Claim(key, statement, "", f"not run: {what}", "", "", "not run", rule)
+
+
+def _best(models: Mapping[str, Model], test: str) -> Claim:
+    statement = "(a) RCLRec is the best model on all four metrics"
+    rule = (f"reproduced if RCLRec has the highest mean on every metric and its lead over the runner-up is significant "
+            f"({test}, Holm over the four metrics, p<{ALPHA}); not reproduced if a baseline is significantly ahead on "
+            "some metric; otherwise inconclusive")  # fmt: skip
+    baselines = [m for n, m in models.items() if n in PAPER_TABLE1 and n != "rclrec"]
+    if "rclrec" not in models or not baselines:
+        return _not_run("a", statement, "RCLRec and the paper's baselines", rule)
+    ours = models["rclrec"]
+    runner_up = {m: max(baselines, key=lambda b: b.mean(m)) for m in METRICS}
+    pvalue = stats.get(test).pvalue
+    ps = list(holm([pvalue(ours.per_target[m], runner_up[m].per_target[m]) for m in METRICS]))  # one family: the metrics
+    lead = [ours.mean(m) - runner_up[m].mean(m) for m in METRICS]
+    if all(d > 0 and p < ALPHA for d, p in zip(lead, ps)):
+        verdict = "reproduced"
+    elif any(d < 0 and p < ALPHA for d, p in zip(lead, ps)):
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    best = runner_up[PRIMARY]
+    return Claim("a", statement, f"RCLRec {_paper_row(PAPER_TABLE1, 'rclrec')}; runner-up GEAR/MBGen",
+                 "; ".join(f"{m}: RCLRec {'ahead of' if d > 0 else 'behind'} {runner_up[m].display}" for m, d in zip(METRICS, lead)),
+                 f"N@10 vs {best.display}: {_effect(ours, best)}", ", ".join(f"{p:.2g}" for p in ps), verdict, rule)  # fmt: skip
+
+
+def _significant(models: Mapping[str, Model], test: str) -> Claim:
+    statement = "(b) RCLRec's gains over every baseline are significant after Holm"
+    rule = (f"reproduced if RCLRec is ahead of every paper baseline on every metric with Holm-corrected p<{ALPHA} "
+            "(one family per metric, as in Table 1); not reproduced if some baseline is significantly ahead; "
+            "otherwise inconclusive")  # fmt: skip
+    baselines = [m for n, m in models.items() if n in PAPER_TABLE1 and n != "rclrec"]
+    if "rclrec" not in models or not baselines:
+        return _not_run("b", statement, "RCLRec and the paper's baselines", rule)
+    ours = models["rclrec"]
+    wins = losses = 0
+    worst = None
+    for m in METRICS:
+        ps = _pvalues([(ours, b) for b in baselines], m, test)
+        for b, p in zip(baselines, ps):
+            d = ours.mean(m) - b.mean(m)
+            wins += d > 0 and p < ALPHA
+            losses += d < 0 and p < ALPHA
+            if m == PRIMARY and (worst is None or d < worst[1]):
+                worst = (b, d, p)
+    total = len(baselines) * len(METRICS)
+    verdict = "reproduced" if wins == total else "not reproduced" if losses else "inconclusive"
+    b, _, p = worst
+    return Claim("b", statement, "all gains significant (p<0.05)",
+                 f"significantly ahead in {wins} of {total} (baseline, metric) pairs, significantly behind in {losses}",
+                 f"N@10 vs the strongest, {b.display}: {_effect(ours, b)}", f"{p:.2g}", verdict, rule)  # fmt: skip
+
+
+def _ablation(models: Mapping[str, Model], test: str) -> Claim:
+    statement = "(c) Ablation order: full > w/o QAL > Recent-k > w/o RCPM"
+    rule = (f"on N@10: reproduced if the means follow the order and each adjacent gap is significant ({test}, Holm over "
+            "the three gaps); not reproduced if some adjacent pair is significantly reversed; otherwise inconclusive")
+    if not all(n in models for n in ABLATION_ORDER):
+        return _not_run("c", statement, "the four ablation variants", rule)
+    chain = [models[n] for n in ABLATION_ORDER]
+    pairs = list(zip(chain, chain[1:]))
+    ps = _pvalues(pairs, PRIMARY, test)
+    gaps = [a.mean(PRIMARY) - b.mean(PRIMARY) for a, b in pairs]
+    if all(g > 0 and p < ALPHA for g, p in zip(gaps, ps)):
+        verdict = "reproduced"
+    elif any(g < 0 and p < ALPHA for g, p in zip(gaps, ps)):
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    ours = " > ".join(m.display for m in sorted(chain, key=lambda m: -m.mean(PRIMARY)))
+    return Claim("c", statement, " > ".join(f"{_paper_row(PAPER_TABLE2, n).split('/')[-1]}" for n in ABLATION_ORDER) + " (N@10, industrial)",
+                 ours, "; ".join(f"{a.display} − {b.display}: {_effect(a, b)}" for a, b in pairs),
+                 ", ".join(f"{p:.2g}" for p in ps), verdict, rule)  # fmt: skip
+
+
+def _curve(sweep: Mapping[int, Model], test: str) -> Claim:
+    statement = "(d) The curriculum-length curve rises to about k = 4, then flattens"
+    rule = (f"on R@10: reproduced if k=4 is significantly above k=1 and k=6 is not significantly above k=4 ({test}, "
+            "Holm over the two); not reproduced if k=1 is significantly above k=4 or k=6 significantly above k=4; "
+            "otherwise inconclusive")  # fmt: skip
+    if not all(k in sweep for k in (1, 4, 6)):
+        return _not_run("d", statement, "the sweep at k = 1, 4 and 6", rule)
+    metric = "recall@10"
+    k1, k4, k6 = sweep[1], sweep[4], sweep[6]
+    p_rise, p_after = _pvalues([(k4, k1), (k6, k4)], metric, test)
+    rise, after = k4.mean(metric) - k1.mean(metric), k6.mean(metric) - k4.mean(metric)
+    if rise > 0 and p_rise < ALPHA and not (after > 0 and p_after < ALPHA):
+        verdict = "reproduced"
+    elif (rise < 0 and p_rise < ALPHA) or (after > 0 and p_after < ALPHA):
+        verdict = "not reproduced"
+    else:
+        verdict = "inconclusive"
+    curve = ", ".join(f"k={k}: {100 * m.mean(metric):.2f}" for k, m in sorted(sweep.items()))
+    return Claim("d", statement, "rises to k≈4, then flat (Figure 3)", f"R@10 {curve}",
+                 f"k4 − k1: {_effect(k4, k1, metric)}; k6 − k4: {_effect(k6, k4, metric)}",
+                 f"{p_rise:.2g}, {p_after:.2g}", verdict, rule)  # fmt: skip
+
+
+def _baseline_order(models: Mapping[str, Model]) -> Claim:
+    statement = "(e) The baselines keep the paper's order"
+    rule = ("Kendall's τ between the paper's and our N@10 order of the paper's baselines: reproduced if τ > 0 with "
+            f"p<{ALPHA} (SciPy's exact test), not reproduced if τ ≤ 0, otherwise inconclusive")
+    names = [n for n in PAPER_TABLE1 if n != "rclrec" and n in models]
+    if len(names) < 3:
+        return _not_run("e", statement, "at least three of the paper's baselines", rule)
+    tau, p = sps.kendalltau([PAPER_TABLE1[n][3] for n in names], [models[n].mean(PRIMARY) for n in names])
+    verdict = "reproduced" if tau > 0 and p < ALPHA else "not reproduced" if tau <= 0 else "inconclusive"
+    ours = " < ".join(models[n].display for n in sorted(names, key=lambda n: models[n].mean(PRIMARY)))
+    paper = " < ".join(models[n].display for n in sorted(names, key=lambda n: PAPER_TABLE1[n][3]))
+    return Claim("e", statement, paper, ours, f"Kendall's τ = {tau:+.2f}", f"{p:.2g}", verdict, rule)

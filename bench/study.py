@@ -1,0 +1,207 @@
+"""``bench study``: the whole paper on one log as one resumable command, and its reproduction report.
+
+Stages, each a plan run on the executor (finished jobs are skipped, so a rerun resumes):
+the models without a tuning grid (pop, recent) → every Table 1 model's tuning grid (seed 0, equal budget)
+→ every Table 1 model with its selection × seeds → RCLRec's ablation variants with its selection → the
+curriculum-length sweep → Table 1, Table 2, Figure 3 and ``REPORT.md``. A partial study reports what it
+has and lists what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tabulate import tabulate
+
+from bench import claims as claims_mod
+from bench import figure, report, runner, tuning
+from bench.config import Configs
+from bench.data.preprocess import describe_preparation
+from bench.errors import BenchError
+from bench.io import result_files, write_json, write_text
+from bench.plan import Plan, Request, ablate_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.provenance import commit, hardware, versions
+
+K_VALUES = "1,2,3,4,5,6"
+
+
+def plans(req: Request, dry_run: bool = False) -> list[tuple[str, Plan | None, str]]:
+    """The study's stages as (name, plan or None, note). A stage that needs tuning selections not made yet
+    is planned untuned under ``dry_run`` (to count its jobs) and left out otherwise, with a note."""
+    configs = Configs(req.config_dirs)
+    folder = req.results_dir / configs.dataset(req.dataset, req.profile, req.data, req.name).name
+    table1 = configs.models("table1")
+    plain = [e.name for e in table1 if e.tune_owner is None]
+    tuned = [e.name for e in table1 if e.tune_owner is not None]
+    selected = [m for m in tuned if selection_path(folder, configs.model(m).tune_owner).exists()]
+    untuned = dataclasses.replace(req, tuned=False)
+    out: list[tuple[str, Plan | None, str]] = [("models without a grid", run_plan(untuned, plain), ""),
+                                               ("tuning grids (seed 0)", tune_plan(untuned, tuned), "")]  # fmt: skip
+    missing = sorted(set(tuned) - set(selected))
+    later = untuned if dry_run and missing else dataclasses.replace(req, tuned=True)
+    note = f"configurations chosen by tuning, not yet made for {', '.join(missing)}" if missing else ""
+    models = tuned if dry_run else selected
+    out.append(("Table 1 models, tuned", run_plan(later, models) if models else None, note))
+    has_rclrec = "rclrec" in (tuned if dry_run else selected)
+    out.append(("ablations, tuned", ablate_plan(later, "rclrec") if has_rclrec else None, note if not has_rclrec else ""))
+    out.append(("curriculum-length sweep", sweep_plan(later, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
+    return out
+
+
+def run(req: Request, device: torch.device | None, executor: dict[str, Any], say: Callable[[str], None] = runner.say) -> tuple[list[str], Path]:
+    """Every stage in order (tuning selections are made between the grids and the tuned runs), then the
+    report. Returns the failed jobs and REPORT.md's path."""
+    failed: list[str] = []
+    for stage in range(5):
+        name, plan, note = plans(req)[stage]
+        if plan is None:
+            say(f"study: {name}: skipped ({note or 'nothing to run'})")
+            continue
+        say(f"study: {name}: {len(plan.jobs)} job(s)")
+        failed += runner.run(plan, device, **executor)
+        if plan.command == "tune":
+            tuning.select(plan)
+    folder = plans(req)[0][1].folder
+    return failed, write(folder, req, executor.get("workers", 1))
+
+
+def dry_run(req: Request, workers: int) -> str:
+    parts = []
+    for name, plan, note in plans(req, dry_run=True):
+        parts.append(f"== {name}{f' ({note})' if note else ''}")
+        parts.append(runner.dry_run(plan, workers) if plan is not None else "nothing to run")
+    return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def _models(results: list[report.ModelResults]) -> dict[str, claims_mod.Model]:
+    return {r.name: claims_mod.Model(r.name, r.display, r.per_target, r.per_seed) for r in results}
+
+
+def _safe(call: Callable[[], Any], default: Any) -> Any:
+    try:
+        return call()
+    except BenchError:
+        return default
+
+
+def write(folder: Path, req: Request, workers: int) -> Path:
+    """REPORT.md (and the tables and figures it links) from whatever results the folder holds."""
+    test = req.test
+    written = {
+        "table1": _safe(lambda: report.table1(folder, test), None),
+        "table2": _safe(lambda: report.table2(folder, "rclrec", test), None),
+        "figure3": _safe(lambda: figure.figure3(folder, "rclrec", "k", [int(v) for v in K_VALUES.split(",")]), None),
+        "training": _safe(lambda: figure.training_curves(folder), None),
+    }
+    t1 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table1")[0], [])
+    t2 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table2" or r["model"] == "rclrec")[0], [])
+    sweep_runs = _safe(lambda: report.collect(folder / "sweep" / "rclrec", lambda r: True)[0], [])
+    sweep = {int(r.name.rsplit("=", 1)[1]): claims_mod.Model(r.name, r.display, r.per_target, r.per_seed) for r in sweep_runs}
+    found = {r.name: r for r in t1 + t2}
+    claims = claims_mod.check(_models(t1), {n: m for n, m in _models(t2).items()}, sweep, test)
+    runs = [json.loads(f.read_text()) for f in result_files(folder)]
+    profile = next((r["profile"] for r in runs), req.profile)
+    smoke = profile == "smoke"
+    lines = [f"# Reproduction report: RCLRec on {folder.name}", ""]
+    if smoke:
+        lines += [f"> **{report.SMOKE}**", ""]
+    lines += _log_section(runs) + _protocol_section(req, runs, workers, found)
+    lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
+              "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
+    lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
+                       headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
+    lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
+    lines += _floor_section(t1, test)
+    lines += ["## Diagnosis", "", "`bench diagnose rclrec` (budget, selection, QAL, backbone, semantic IDs, inference "
+              "reading) is not built yet; when it is, its table goes here.", ""]  # fmt: skip
+    lines += _training_section(t1 + [r for r in t2 if r.name != "rclrec"], written["training"])
+    lines += _provenance_section(runs)
+    lines += ["## Files", "", *[f"- {kind}: " + ", ".join(f"[{p.name}]({p.name})" for p in paths.values())
+                                for kind, paths in written.items() if paths], ""]  # fmt: skip
+    path = folder / "REPORT.md"
+    write_text(path, "\n".join(lines))
+    write_json(folder / "claims.json", [c.to_dict() for c in claims])
+    return path
+
+
+def _log_section(runs: list[dict[str, Any]]) -> list[str]:
+    if not runs:
+        return ["## The log", "", "No finished runs yet.", ""]
+    r = runs[0]
+    prep = r.get("preparation") or {}
+    n = r["n_targets"]
+    data = f"`{r['data']}`" if r.get("data") else "the embedded synthetic log"
+    out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
+           f"fingerprint `{r['split_fingerprint']}`, {n:,} test conversion targets.", ""]  # fmt: skip
+    out += [f"- {line}" for line in describe_preparation(prep)] + [""]
+    return out
+
+
+def _protocol_section(req: Request, runs: list[dict[str, Any]], workers: int, found: dict[str, Any]) -> list[str]:
+    seeds = sorted({r["seed"] for r in runs if r.get("table") == "table1"})
+    capped = [f"{r.display}: {'; '.join(r.capped)}" for r in found.values() if r.capped]
+    missing = []
+    for name, plan, note in plans(req, dry_run=True):
+        if plan is None:
+            continue
+        absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() and not (name.startswith("Table") and note)]
+        if absent or note:
+            missing.append(f"{name}: {len(absent)} job(s) missing" + (f" ({note})" if note else ""))
+    out = ["## Protocol", "", "The split, metrics, statistics and every deviation from the paper and the baselines' "
+           "code are in the README's [Protocol and deviations](../../README.md#protocol-and-deviations).", "",
+           f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s); "
+           f"{workers} worker(s).",
+           f"- Ended at the epoch cap (a fairness failure: possibly undertrained): {'; '.join(capped) or 'none'}.",
+           f"- Missing: {'; '.join(missing) or 'nothing'}.", ""]  # fmt: skip
+    return out
+
+
+def _floor_section(t1: list[report.ModelResults], test: str) -> list[str]:
+    if not any(r.name == "recent" for r in t1):
+        return ["## The floor", "", "No `recent` results.", ""]
+    models = _models(t1)
+    rec = models["recent"]
+    others = [m for n, m in models.items() if n != "recent"]
+    ps = claims_mod._pvalues([(m, rec) for m in others], claims_mod.PRIMARY, test)
+    rows = [[m.display, claims_mod._effect(m, rec), f"{p:.2g}"] for m, p in zip(others, ps)]
+    out = ["## The floor", "", "Every model against `recent` (the user's own history, recency- and behavior-weighted; not "
+           "in the paper) on NDCG@10, in points with a 95% paired bootstrap CI; Holm over the models:", "",
+           tabulate(rows, headers=["model", "vs Recent, N@10", "Holm p"], tablefmt="github"), "", "Repeat-item vs new-item targets (%):", ""]  # fmt: skip
+    rows = [[r.display, *(f"{100 * float(r.per_target[m][mask].mean()):.2f}" if mask.any() else "–"
+                          for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))] for r in t1]  # fmt: skip
+    out += [tabulate(rows, headers=["model", "repeat R@10", "repeat N@10", "new R@10", "new N@10"], tablefmt="github"), ""]
+    return out
+
+
+def _training_section(results: list[report.ModelResults], curves: dict[str, Path] | None) -> list[str]:
+    rows = [[r.display,
+             " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training),
+             f"{sum(t['train_seconds'] or 0.0 for t in r.training):.0f}", ", ".join(sorted({str(t['device']) for t in r.training}))]
+            for r in results]  # fmt: skip
+    out = ["## Training", ""]
+    if curves:
+        out += [f"![validation NDCG@10 per epoch]({curves['png'].name})", ""]
+    out += [tabulate(rows, headers=["model", "best/run/cap epochs per seed", "train s (all seeds)", "device"], tablefmt="github"), ""]
+    return out
+
+
+def _provenance_section(runs: list[dict[str, Any]]) -> list[str]:
+    commits = sorted({(r.get("versions") or {}).get("commit", "unknown") for r in runs})
+    packages = {k: v for r in runs[:1] for k, v in (r.get("versions") or {}).items() if k != "commit"}
+    hw = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs})
+    rows = [[r["model"], r["seed"], r["config_hash"], r["device"], r.get("threads"), (r.get("versions") or {}).get("commit", "?")]
+            for r in sorted(runs, key=lambda r: (r["model"], r["seed"]))]  # fmt: skip
+    return ["## Provenance", "",
+            f"- Code: {', '.join(commits) or '–'} (the report was written at {commit()}).",
+            f"- Packages: {', '.join(f'{k} {v}' for k, v in sorted(packages.items())) or '–'} (this process: "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(versions().items()) if k != 'commit')}).",
+            f"- Hardware: {'; '.join(hw) or ', '.join(f'{k} {v}' for k, v in sorted(hardware().items()))}.", "",
+            tabulate(rows, headers=["job", "seed", "config hash", "device", "threads", "commit"], tablefmt="github"), ""]  # fmt: skip

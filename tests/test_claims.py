@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import numpy as np
+
+from bench.claims import ABLATION_ORDER, PAPER_TABLE1, Model, bootstrap_ci, check
+from bench.metrics import METRICS
+
+N = 400
+
+
+def _model(name: str, level: float, seed: int) -> Model:
+    """Per-target hits with probability ``level`` (every metric alike)."""
+    hits = (np.random.default_rng(seed).random(N) < level).astype(float)
+    return Model(name, name.upper(), {m: hits for m in METRICS}, [{m: float(hits.mean()) for m in METRICS}])
+
+
+def _verdicts(table1: dict, table2: dict, sweep: dict) -> dict[str, str]:
+    return {c.key: c.verdict for c in check(table1, table2, sweep, "wilcoxon")}
+
+
+def test_a_paper_like_world_reproduces_every_claim() -> None:
+    # baselines in the paper's N@10 order, RCLRec far ahead; ablations in the claimed order; k rises then flat
+    baselines = sorted((n for n in PAPER_TABLE1 if n != "rclrec"), key=lambda n: PAPER_TABLE1[n][3])
+    table1 = {n: _model(n, 0.2 + 0.05 * i, i) for i, n in enumerate(baselines)}
+    table1["rclrec"] = _model("rclrec", 0.95, 99)
+    table2 = {n: _model(n, 0.9 - 0.25 * i, 10 + i) for i, n in enumerate(ABLATION_ORDER)}
+    sweep = {k: _model(f"k{k}", min(0.3 + 0.2 * k, 0.9), 20 + min(k, 4)) for k in range(1, 7)}
+    assert _verdicts(table1, table2, sweep) == dict.fromkeys("abcde", "reproduced")
+
+
+def test_a_world_against_the_paper_does_not() -> None:
+    baselines = sorted((n for n in PAPER_TABLE1 if n != "rclrec"), key=lambda n: -PAPER_TABLE1[n][3])  # reversed
+    table1 = {n: _model(n, 0.2 + 0.05 * i, i) for i, n in enumerate(baselines)}
+    table1["rclrec"] = _model("rclrec", 0.05, 99)
+    table2 = {n: _model(n, 0.1 + 0.25 * i, 10 + i) for i, n in enumerate(ABLATION_ORDER)}  # reversed order
+    sweep = {k: _model(f"k{k}", 0.9 - 0.1 * k, 20 + k) for k in range(1, 7)}  # falls with k
+    assert _verdicts(table1, table2, sweep) == dict.fromkeys("abcde", "not reproduced")
+
+
+def test_no_difference_is_inconclusive_and_missing_models_are_not_run() -> None:
+    same = {n: _model(n, 0.5, 0) for n in PAPER_TABLE1}  # identical per-target values everywhere
+    verdicts = _verdicts(same, {n: _model(n, 0.5, 0) for n in ABLATION_ORDER}, {k: _model("k", 0.5, 0) for k in range(1, 7)})
+    assert verdicts == {"a": "inconclusive", "b": "inconclusive", "c": "inconclusive", "d": "inconclusive", "e": "inconclusive"}
+    assert _verdicts({}, {}, {}) == dict.fromkeys("abcde", "not run")
+
+
+def test_bootstrap_ci_brackets_the_mean_difference() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random(500), rng.random(500)
+    low, high = bootstrap_ci(a, b)
+    assert low < 100 * (a - b).mean() < high and high - low < 10
