@@ -173,7 +173,7 @@ class RecBoleModel(ScoringModel):
             init_seed(self.ctx.seed, True)
             dataset = create_dataset(config)
             train_data, _, self.recbole_test_data = data_preparation(config, dataset)
-            self.recbole_train_data = train_data
+            self.recbole_train_data, self.recbole_config = train_data, config  # for tests and benchmarks
             init_seed(self.ctx.seed, True)
             self.module = get_model(self.recbole_name)(config, train_data.dataset).to(self.ctx.device)
         del recbole

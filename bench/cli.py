@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 some model failed (the others still ran), 2 bad input o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench_cmd = sub.add_parser("benchmark", help="speed benchmarks that print ratios")
     bench_sub = bench_cmd.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
+    bench_train = bench_sub.add_parser("train", help="seconds per batch and epoch, GFLOP/s against the matmul peak, "
+                                       "and RecBole models against RecBole's own trainer")  # fmt: skip
+    bench_train.add_argument("--models", type=_models, default=None, help="comma-separated (default: every Table 1 model)")
+    _common(bench_train)
+    bench_train.add_argument("--batches", type=int, default=20)
+    bench_train.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     beam = bench_sub.add_parser("beam", help="cached vs recomputing beam search (users/s and speed-up)")
     beam.add_argument("--users", type=int, default=256)
     beam.add_argument("--beam", type=int, default=20)
@@ -220,6 +227,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             rows = [(k, f"{v:.4f}" if isinstance(v, float) else (", ".join(v) if isinstance(v, list) else v)) for k, v in st.items()]
             print(tabulate(rows, headers=[ds.name, "value"], tablefmt="simple", disable_numparse=True))
+        return 0
+    if args.command == "benchmark" and args.benchmark == "train":
+        from bench import train_benchmark
+        from bench.io import write_json
+
+        plan = plans.run_plan(dataclasses.replace(_request(args), seeds=1), args.models)
+        split = runner.prepare_split(plan.dataset, runner.cache_dir(args.results_dir))[0]
+        threads = [int(t) for t in args.threads.split(",")]
+        rows = train_benchmark.measure(plan, split, args.batches, threads)
+        print(train_benchmark.table(rows))
+        path = plan.folder / "benchmarks" / "train.json"
+        write_json(path, {"dataset": plan.dataset.name, "profile": plan.profile.name, "batches": args.batches, "rows": rows})
+        print(f"wrote {path}")
         return 0
     if args.command == "benchmark":
         from bench import benchmarks

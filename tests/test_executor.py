@@ -44,3 +44,16 @@ def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     assert "?" in rows["sasrec seed0"]  # never ran here: no estimate
     assert "run: 6 job(s), 4 to run on 2 worker(s)" in result.stdout and "plus 2 job(s) of models that never ran here" in result.stdout
     assert sorted(out.rglob("*")) == before
+
+
+def test_benchmark_train_measures_every_model_it_is_given(tmp_path: Path) -> None:
+    import json
+
+    result = bench("benchmark", "train", "--models", "sasrec,tiger,rclrec", "--profile", "smoke", "--batches", "2",
+                   "--results-dir", str(tmp_path / "r"), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "r" / "synthetic" / "benchmarks" / "train.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["sasrec", "tiger", "rclrec"]
+    for r in rows:
+        assert r["seconds_per_batch"] > 0 and r["batches_per_epoch"] > 0 and r["gflops_per_batch"] > 0
+    assert rows[0]["recbole_trainer_seconds_per_batch"] > 0 and "vs RecBole trainer" in result.stdout
