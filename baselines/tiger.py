@@ -36,6 +36,8 @@ class TIGERConfig:
     user_buckets: int = 2000
     """Hashed user tokens (user index mod buckets); 0 turns the user token off."""
     beam_width: int = 20
+    random_ids: bool = False
+    """Diagnosis only: random collision-free codes of the same shape instead of the split's semantic IDs."""
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 256

@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(study)
     _training(study, tuned=False)
 
+    diagnose = sub.add_parser("diagnose", help="variants that tell budget, selection, QAL and semantic IDs apart")
+    diagnose.add_argument("model", nargs="?", default="rclrec")
+    _common(diagnose)
+    _training(diagnose, seeds=False, tuned=True, test=False)
+
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
     _common(report)
     _test(report)
@@ -198,6 +203,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         failed = runner.run(plan, device, **_executor(args))
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
+    if args.command == "diagnose":
+        from bench import diagnosis
+
+        plan = plans.diagnose_plan(_request(args), args.model)
+        if args.dry_run:
+            return _dry_run(plan, args)
+        failed = runner.run(plan, device, **_executor(args))
+        _print_paths(diagnosis.write(plan))
+        return _failures(failed)
     if args.command == "study":
         from bench import study
 

@@ -273,3 +273,38 @@ def sweep_plan(req: Request, model: str, param: str, values: str) -> Plan:
 def dataset_folder(req: Request) -> Path:
     """``<results-dir>/<dataset name>`` for commands that only read results (``report``)."""
     return req.results_dir / Configs(req.config_dirs).dataset(req.dataset, req.profile, req.data, req.name).name
+
+
+DIAGNOSIS_NOT_BUILT = (
+    ("backbone", "RCLRec's encoder with one token per code and tied heads, as TIGER and MBGen have"),
+    ("QAL", "the quality-aware loss applied to the selection module only"),
+    ("inference reading", "the decoder generates its own prefix, then the target"),
+)
+"""Questions of the diagnosis that need model code not written yet: listed in its table as such."""
+
+
+def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
+    """``bench diagnose``: variants of ``model`` (seed 0) that each answer one question about why it ranks
+    where it does — budget, selection, the quality-aware loss, semantic IDs — never mixed into Table 1/2.
+    The ``question`` and ``variant`` of each job are in its ``overrides`` and its display name."""
+    ctx = _Context(dataclasses.replace(req, seeds=1))
+    entry = ctx.configs.model(model)
+    base = ctx.jobs(entry, [0])[0].config
+    triple = {f: 3 * getattr(base, f) for f in ("pretrain_epochs", "pretrain_patience", "epochs", "patience") if hasattr(base, f)}
+    questions: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("reference", "as configured", model, {}),
+        ("budget", "3× the epochs and patience of every stage", model, triple),
+        ("selection", "the last-k prefix fed to the fine-tuned model at test time", model, {"inference_prefix": "recent"}),
+        ("selection", "an oracle prefix (the target in the last slot; leaks by design) at test time", model,
+         {"inference_prefix": "oracle"}),
+        *[("QAL", f"λ = {lam:g}", model, {"lam": lam}) for lam in (0.0, 0.1, 1.0, 10.0)],
+        ("semantic IDs", f"{entry.display} on random collision-free codes", model, {"random_ids": True}),
+        ("semantic IDs", "TIGER on the fitted codes", "tiger", {}),
+        ("semantic IDs", "TIGER on random collision-free codes", "tiger", {"random_ids": True}),
+    ]  # fmt: skip
+    jobs = []
+    for i, (question, variant, name, values) in enumerate(questions):
+        e = ctx.configs.model(name)
+        jobs += ctx.jobs(e, [0], name=f"diagnosis/{i:02d}-{question.replace(' ', '-')}", display=f"{question}: {variant}",
+                         table=False, point=(values, f"diagnose {question}"), reuse=None if values else e.name)  # fmt: skip
+    return ctx.plan("diagnose", jobs)

@@ -196,3 +196,20 @@ def _load_stats(path: Path) -> dict[str, object]:
     stats = json.loads(path.with_suffix(".json").read_text())
     stats.pop("config", None)
     return stats
+
+
+def random_like(ids: SemanticIds, seed: int) -> SemanticIds:
+    """Random, collision-free codes of the same shape as ``ids`` (the diagnosis's control): each item's first
+    levels drawn uniformly from the same codebooks, the last level enumerating items that share them, as
+    :func:`fit` does. A model that does as well on these has not used what the fitted codes encode."""
+    rng = np.random.default_rng(seed)
+    n, levels = ids.codes.shape
+    head = np.stack([rng.integers(0, v, n) for v in ids.vocab_sizes[:-1]], axis=1)
+    _, group = np.unique(head, axis=0, return_inverse=True)
+    order = np.argsort(group.ravel(), kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    sizes = np.bincount(group.ravel())
+    rank[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    codes = np.concatenate([head, rank[:, None]], axis=1).astype(np.int64)
+    vocab = (*ids.vocab_sizes[:-1], int(sizes.max()))
+    return SemanticIds(codes, vocab, {"random": True, "largest_collision_group": int(sizes.max())})

@@ -120,8 +120,13 @@ def write(folder: Path, req: Request, workers: int) -> Path:
                        headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
     lines += _floor_section(t1, test)
-    lines += ["## Diagnosis", "", "`bench diagnose rclrec` (budget, selection, QAL, backbone, semantic IDs, inference "
-              "reading) is not built yet; when it is, its table goes here.", ""]  # fmt: skip
+    diagnosis = folder / "diagnosis.md"
+    if diagnosis.exists():  # its own heading becomes a section of this report
+        lines += ["## Diagnosis", "", *diagnosis.read_text().split("\n", 2)[2:], ""]
+    else:
+        lines += ["## Diagnosis", "", "Not run: `python -m bench diagnose rclrec` (with this command's options) answers, "
+                  "with variants kept out of the tables, how much budget, selection, the quality-aware loss and the "
+                  "semantic IDs explain.", ""]  # fmt: skip
     lines += _training_section(t1 + [r for r in t2 if r.name != "rclrec"], written["training"])
     lines += _provenance_section(runs)
     lines += ["## Files", "", *[f"- {kind}: " + ", ".join(f"[{p.name}]({p.name})" for p in paths.values())

@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +74,12 @@ class RCLRecConfig:
     epochs: int = 50
     patience: int = 5
     beam_width: int = 20
+    random_ids: bool = False
+    """Diagnosis only: random collision-free codes of the same shape instead of the split's semantic IDs."""
+    inference_prefix: str = "same"
+    """Diagnosis only, at test time (never at validation): ``same`` builds the prefix as training did;
+    ``recent`` feeds the k most recent items to the fine-tuned model; ``oracle`` puts the target itself in
+    the last (most relevant) slot — leaking by design, to bound what a perfect selection could give."""
 
     def __post_init__(self) -> None:
         """Values that can only break a run fail when the config is built, before anything trains."""
@@ -85,6 +91,8 @@ class RCLRecConfig:
             raise BenchError(f"rclrec: lam = {self.lam} and margin = {self.margin} must be >= 0")
         if self.prefix not in ("rcpm", "recent", "none"):
             raise BenchError(f"rclrec: prefix '{self.prefix}' is not one of rcpm, recent, none")
+        if self.inference_prefix not in ("same", "recent", "oracle"):
+            raise BenchError(f"rclrec: inference_prefix '{self.inference_prefix}' is not one of same, recent, oracle")
 
 
 PRETRAIN_FIELDS = (
@@ -185,6 +193,9 @@ class RCLRec(SemanticIdModel):
         cardinalities = [int(split.user_features[n].max()) + 1 for n in names]
         self.net = RCLRecNet(config, self.ids.vocab_sizes, cardinalities).to(ctx.device)
         self.theta0: RCLRecNet | None = None
+        self._fitting = False  # validation always decodes as training did; the diagnosis reads only the test
+        self._targets: np.ndarray | None = None
+        self._hits = {"prefix": 0, "recent_k": 0, "n": 0}
         self.stage: Literal["pretrain", "sft"] = "sft"
         """During pre-training, validation decodes from [e_pay] alone (no RCPM has been trained yet)."""
 
@@ -380,6 +391,13 @@ class RCLRec(SemanticIdModel):
     def fit(self, split: Split) -> FitReport:
         """Stage 1 (or θ0 from the cache), then stage 2 from θ0. Each stage seeds its own random streams
         (``ctx.stage_seed``), so stage 2 draws the same numbers whether θ0 was trained or read."""
+        self._fitting = True
+        try:
+            return self._fit(split)
+        finally:
+            self._fitting = False
+
+    def _fit(self, split: Split) -> FitReport:
         cfg = self.config
         pre = self.pretrain(split)
         self.theta0 = copy.deepcopy(self.net).eval()
@@ -399,6 +417,10 @@ class RCLRec(SemanticIdModel):
 
     # ------------------------------------------------------------------------------- inference
 
+    def rank(self, histories: Histories, targets: np.ndarray) -> np.ndarray:
+        self._targets = targets  # read only by the diagnosis (hit shares, the oracle prefix) at test time
+        return super().rank(histories, targets)
+
     @torch.no_grad()
     def recommend(self, histories: Histories, k: int) -> np.ndarray:
         """RCPM builds the prefix exactly as in training; [e_pay ; G] is forced, then beam search."""
@@ -409,7 +431,42 @@ class RCLRec(SemanticIdModel):
             if self.config.prefix == "none" or self.stage == "pretrain":
                 start, start_pad = self._decoder_start(net, b, None, None, None)
             else:
-                codes, slot_pad, m, _ = self.curriculum(net, histories, states, pad, items)
+                codes, slot_pad, m, index = self.curriculum(net, histories, states, pad, items)
+                if not self._fitting and self._targets is not None and len(self._targets) == b:
+                    codes, slot_pad, m = self._test_time_prefix(pad, items, codes, slot_pad, m, index)
                 start, start_pad = self._decoder_start(net, b, codes, slot_pad, m)
             out, _ = net.codes.generate(states, pad, start, self.trie, max(self.beam_width, k), k, start_pad=start_pad)
         return out.cpu().numpy()
+
+    def _test_time_prefix(
+        self, pad: torch.Tensor, items: torch.Tensor, codes: torch.Tensor, slot_pad: torch.Tensor, m: torch.Tensor,
+        index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Count how often the target is in the selected prefix and in the last-k window, and apply the
+        diagnosis's ``inference_prefix`` (``same`` changes nothing)."""
+        target = torch.as_tensor(self._targets, device=items.device)
+        recent_index, recent_pad = recent_k(pad, self.config.k)
+        chosen = items.gather(1, index).masked_fill(slot_pad, -1)
+        window = items.gather(1, recent_index).masked_fill(recent_pad, -1)
+        self._hits["prefix"] += int((chosen == target[:, None]).any(1).sum())
+        self._hits["recent_k"] += int((window == target[:, None]).any(1).sum())
+        self._hits["n"] += len(target)
+        if self.config.inference_prefix == "recent":
+            return self.item_codes[window.clamp(min=0)], recent_pad, torch.ones_like(m)
+        if self.config.inference_prefix == "oracle":
+            codes = codes.clone()
+            codes[:, -1] = self.item_codes[target]
+            slot_pad = slot_pad.clone()
+            slot_pad[:, -1] = False
+            return codes, slot_pad, torch.ones_like(m)
+        return codes, slot_pad, m
+
+    def generation_stats(self, ranks: np.ndarray) -> dict[str, Any]:
+        """The generic statistics, plus the share of test targets inside the selected prefix and inside the
+        last-k window (the selection question of the diagnosis)."""
+        out = super().generation_stats(ranks)
+        if self._hits["n"]:
+            out["prefix_hit_share"] = self._hits["prefix"] / self._hits["n"]
+            out["recent_k_hit_share"] = self._hits["recent_k"] / self._hits["n"]
+        self._hits = {"prefix": 0, "recent_k": 0, "n": 0}
+        return out

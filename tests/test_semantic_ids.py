@@ -67,3 +67,15 @@ def test_cached_codes_equal_fitted(split, tmp_path: Path) -> None:
     again = load_or_fit(split, cfg, tmp_path)
     assert np.array_equal(first.codes, again.codes) and first.vocab_sizes == again.vocab_sizes
     assert again.stats["collision_rate"] == first.stats["collision_rate"]
+
+
+def test_random_codes_have_the_shape_and_no_collisions() -> None:
+    from bench.semantic_ids import SemanticIds, random_like
+
+    rng = np.random.default_rng(0)
+    fitted = SemanticIds(np.stack([rng.integers(0, 8, 500), rng.integers(0, 8, 500), np.zeros(500, int)], axis=1), (8, 8, 1), {})
+    ids = random_like(fitted, seed=3)
+    assert ids.codes.shape == (500, 3) and ids.vocab_sizes[:2] == (8, 8)
+    assert len({tuple(c) for c in ids.codes}) == 500  # collision-free
+    assert ids.codes[:, 2].max() + 1 == ids.vocab_sizes[2]
+    assert np.array_equal(random_like(fitted, seed=3).codes, ids.codes)  # seeded

@@ -29,3 +29,18 @@ def test_study_writes_every_table_figure_and_the_claims(tmp_path: Path) -> None:
 
     again = bench("study", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("0 to run") == 5, again.stdout
+
+
+def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = bench("diagnose", "rclrec", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = out / "synthetic"
+    records = json.loads((folder / "diagnosis.json").read_text())
+    questions = [r["question"] for r in records]
+    for q in ("reference", "budget", "selection", "QAL", "semantic IDs", "backbone", "inference reading"):
+        assert q in questions
+    ran = {r["variant"]: r for r in records if "metrics" in r}
+    assert len(ran) == 11 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
+    assert not (folder / "table1.md").exists()  # never mixed into the tables
+    assert "| backbone" in (folder / "diagnosis.md").read_text()

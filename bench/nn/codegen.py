@@ -16,6 +16,7 @@ from torch import nn
 from bench.nn.beam import PrefixTrie, beam_search
 from bench.nn.transformer import EncoderDecoder, Routing
 from bench.recommender import Context, GenerativeModel
+from bench.semantic_ids import random_like
 
 RoutingFn = Callable[[torch.Tensor, int], Routing]
 """routing(slots (T,) int64 decoder slots, rows) → the Routing of those slots for ``rows`` decoding rows."""
@@ -29,6 +30,8 @@ class SemanticIdModel(GenerativeModel):
     def __init__(self, config: object, ctx: Context) -> None:
         super().__init__(config, ctx)
         self.ids = ctx.semantic_ids()
+        if getattr(config, "random_ids", False):  # the diagnosis's control: codes that encode nothing
+            self.ids = random_like(self.ids, ctx.seed)
         self.item_codes = torch.as_tensor(self.ids.codes, device=ctx.device)
         self.trie = PrefixTrie.from_codes(self.ids.codes, self.ids.vocab_sizes).to(ctx.device)
         self.beam_width = max(config.beam_width, self.list_size)

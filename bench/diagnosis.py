@@ -1,0 +1,58 @@
+"""``diagnosis.md/.json``: one row per question of ``bench diagnose``, each variant against the model as
+configured (seed 0), so a "not reproduced" comes with what explains it. Never part of Table 1 or 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.claims import bootstrap_ci
+from bench.io import write_json, write_text
+from bench.metrics import per_target
+from bench.plan import DIAGNOSIS_NOT_BUILT, Plan
+
+
+def write(plan: Plan) -> dict[str, Path]:
+    rows, records = [], []
+    reference = None
+    for job in plan.jobs:
+        path = plan.json_path(job)
+        question, variant = job.display.split(": ", 1)
+        if not path.exists():
+            rows.append([question, variant, "–", "–", "–", "–", "missing (failed or not run)"])
+            records.append({"question": question, "variant": variant, "status": "missing"})
+            continue
+        r = json.loads(path.read_text())
+        with np.load(path.with_suffix(".npz")) as z:
+            values = per_target(z["ranks"])
+        if question == "reference":
+            reference = values
+        gen = r.get("generation") or {}
+        delta = "–"
+        if reference is not None and question != "reference":
+            low, high = bootstrap_ci(values["ndcg@10"], reference["ndcg@10"])
+            delta = f"{100 * (values['ndcg@10'].mean() - reference['ndcg@10'].mean()):+.2f} [{low:+.2f}, {high:+.2f}]"
+        hits = (f"{100 * gen['prefix_hit_share']:.1f}% / {100 * gen['recent_k_hit_share']:.1f}%"
+                if "prefix_hit_share" in gen else "–")  # fmt: skip
+        capped = "ended at its cap" if (r.get("fit_extra") or {}).get("ended_at_cap") else ""
+        rows.append([question, variant, f"{100 * r['metrics']['recall@10']:.2f}", f"{100 * r['metrics']['ndcg@10']:.2f}",
+                     delta, hits, capped])  # fmt: skip
+        records.append({"question": question, "variant": variant, "metrics": r["metrics"], "generation": gen, "job": job.name})
+    for question, variant in DIAGNOSIS_NOT_BUILT:
+        rows.append([question, variant, "–", "–", "–", "–", "not built yet"])
+        records.append({"question": question, "variant": variant, "status": "not built"})
+    headers = ["question", "variant", "R@10", "N@10", "Δ N@10 vs reference [95% CI]", "target in prefix / in last k", "note"]
+    text = "\n".join([
+        f"# Diagnosis of RCLRec on {plan.folder.name} (seed 0, profile {plan.profile.name})", "",
+        "Each variant against the model as configured; Δ in points with a 95% paired bootstrap CI over targets. "
+        "\"Target in prefix / in last k\": the share of test targets among the items RCPM selected, and among the "
+        "k most recent. The oracle row leaks the target by design: it bounds what a perfect selection could give.", "",
+        tabulate(rows, headers=headers, tablefmt="github"), "",
+    ])  # fmt: skip
+    paths = {"md": plan.folder / "diagnosis.md", "json": plan.folder / "diagnosis.json"}
+    write_text(paths["md"], text)
+    write_json(paths["json"], records)
+    return paths
