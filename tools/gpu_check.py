@@ -1,9 +1,10 @@
 """The CUDA-path check run on a lent GPU machine (see README, "GPU").
 
-Prints: the device; a bf16 autocast matmul against fp32; then, for every Table 1 model at the smoke
-profile (the plan of ``bench run --all --profile smoke``), where its parameters live after ``fit`` on CUDA,
-its fit time and test NDCG@10 next to the same job on CPU. Exits non-zero if a model's weights are not on
-the GPU or a deterministic model (pop, recent) ranks differently on the two devices.
+Prints: the device; a bf16 autocast matmul against fp32; then one OK/FAIL line per Table 1 model at the
+smoke profile (the plan of ``bench run --all --profile smoke``, so MBGen and PBAT too): where its parameters
+live after ``fit`` on CUDA, its fit time and test NDCG@10 next to the same job on CPU. A model fails if its
+weights are not on the GPU, if it finds no target on the GPU, or if a deterministic model (pop, recent)
+ranks differently on the two devices; the exit code is the number of failures (0 = all OK).
 
     python tools/gpu_check.py [--models pop,recent,sasrec,bert4rec]
 """
@@ -56,16 +57,21 @@ def main() -> int:
         cpu_ranks, cpu_s, _ = fit_and_rank_on(plan, job, split, torch.device("cpu"))
         g, c = summarize(gpu_ranks), summarize(cpu_ranks)
         same = np.array_equal(gpu_ranks, cpu_ranks)
-        print(
-            f"{job.name:10s} params on {where:22s} fit {gpu_s:6.1f}s gpu / {cpu_s:6.1f}s cpu   "
-            f"N@10 gpu {g['ndcg@10']:.4f} cpu {c['ndcg@10']:.4f}   identical ranks: {same}"
-        )
+        problems = []
         if where not in ("no parameters", "{device(type='cuda', index=0)}"):
-            failures += 1
+            problems.append(f"weights on {where}")
         if job.model in ("pop", "recent") and not same:
-            failures += 1
-    print("GPU check:", "OK" if failures == 0 else f"{failures} problem(s)")
-    return 1 if failures else 0
+            problems.append("a deterministic model ranks differently on the two devices")
+        if not np.isfinite(g["ndcg@10"]) or g["ndcg@10"] <= 0:
+            problems.append("no target found on the GPU")
+        failures += bool(problems)
+        print(
+            f"{'FAIL' if problems else 'OK  '} {job.name:10s} params on {where:22s} fit {gpu_s:6.1f}s gpu / {cpu_s:6.1f}s cpu   "
+            f"N@10 gpu {g['ndcg@10']:.4f} cpu {c['ndcg@10']:.4f}   identical ranks: {same}"
+            + (f"   ({'; '.join(problems)})" if problems else "")
+        )
+    print("GPU check:", "OK" if failures == 0 else f"{failures} model(s) FAIL")
+    return min(failures, 100)
 
 
 if __name__ == "__main__":
