@@ -103,6 +103,16 @@ def check(table1: Mapping[str, Model], table2: Mapping[str, Model], sweep: Mappi
             _baseline_order(table1)]  # fmt: skip
 
 
+def _verdict(effects: Sequence[float], ps: Sequence[float]) -> str:
+    """Every effect positive and significant: reproduced; some effect significantly negative: not
+    reproduced; otherwise inconclusive."""
+    if all(d > 0 and p < ALPHA for d, p in zip(effects, ps)):
+        return "reproduced"
+    if any(d < 0 and p < ALPHA for d, p in zip(effects, ps)):
+        return "not reproduced"
+    return "inconclusive"
+
+
 def _not_run(key: str, statement: str, what: str, rule: str) -> Claim:
     return Claim(key, statement, "", f"not run: {what}", "", "", "not run", rule)
 
@@ -120,12 +130,7 @@ def _best(models: Mapping[str, Model], test: str) -> Claim:
     pvalue = stats.get(test).pvalue
     ps = list(holm([pvalue(ours.per_target[m], runner_up[m].per_target[m]) for m in METRICS]))  # one family: the metrics
     lead = [ours.mean(m) - runner_up[m].mean(m) for m in METRICS]
-    if all(d > 0 and p < ALPHA for d, p in zip(lead, ps)):
-        verdict = "reproduced"
-    elif any(d < 0 and p < ALPHA for d, p in zip(lead, ps)):
-        verdict = "not reproduced"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict(lead, ps)
     best = runner_up[PRIMARY]
     return Claim("a", statement, f"RCLRec {_paper_row(PAPER_TABLE1, 'rclrec')}; runner-up GEAR/MBGen",
                  "; ".join(f"{m}: RCLRec {'ahead of' if d > 0 else 'behind'} {runner_up[m].display}" for m, d in zip(METRICS, lead)),
@@ -169,12 +174,7 @@ def _ablation(models: Mapping[str, Model], test: str) -> Claim:
     pairs = list(zip(chain, chain[1:]))
     ps = _pvalues(pairs, PRIMARY, test)
     gaps = [a.mean(PRIMARY) - b.mean(PRIMARY) for a, b in pairs]
-    if all(g > 0 and p < ALPHA for g, p in zip(gaps, ps)):
-        verdict = "reproduced"
-    elif any(g < 0 and p < ALPHA for g, p in zip(gaps, ps)):
-        verdict = "not reproduced"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict(gaps, ps)
     ours = " > ".join(m.display for m in sorted(chain, key=lambda m: -m.mean(PRIMARY)))
     return Claim("c", statement, " > ".join(f"{_paper_row(PAPER_TABLE2, n).split('/')[-1]}" for n in ABLATION_ORDER) + " (N@10, industrial)",
                  ours, "; ".join(f"{a.display} − {b.display}: {_effect(a, b)}" for a, b in pairs),
