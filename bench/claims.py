@@ -81,13 +81,13 @@ def _seed_spread(a: Model, b: Model, metric: str) -> str:
     return f"seeds {min(diffs):+.2f} … {max(diffs):+.2f}"
 
 
-def _effect(a: Model, b: Model, metric: str = PRIMARY) -> str:
+def effect_text(a: Model, b: Model, metric: str = PRIMARY) -> str:
     low, high = bootstrap_ci(a.per_target[metric], b.per_target[metric])
     spread = _seed_spread(a, b, metric)
     return f"{100 * (a.mean(metric) - b.mean(metric)):+.2f} [{low:+.2f}, {high:+.2f}]" + (f"; {spread}" if spread else "")
 
 
-def _pvalues(pairs: Sequence[tuple[Model, Model]], metric: str, test: str) -> list[float]:
+def pvalues(pairs: Sequence[tuple[Model, Model]], metric: str, test: str) -> list[float]:
     """Holm-corrected p-values of the paired test for each (a, b) on ``metric`` (one family)."""
     raw = [stats.get(test).pvalue(a.per_target[metric], b.per_target[metric]) for a, b in pairs]
     return list(holm(raw)) if raw else []
@@ -134,7 +134,7 @@ def _best(models: Mapping[str, Model], test: str) -> Claim:
     best = runner_up[PRIMARY]
     return Claim("a", statement, f"RCLRec {_paper_row(PAPER_TABLE1, 'rclrec')}; runner-up GEAR/MBGen",
                  "; ".join(f"{m}: RCLRec {'ahead of' if d > 0 else 'behind'} {runner_up[m].display}" for m, d in zip(METRICS, lead)),
-                 f"N@10 vs {best.display}: {_effect(ours, best)}", ", ".join(f"{p:.2g}" for p in ps), verdict, rule)  # fmt: skip
+                 f"N@10 vs {best.display}: {effect_text(ours, best)}", ", ".join(f"{p:.2g}" for p in ps), verdict, rule)  # fmt: skip
 
 
 def _significant(models: Mapping[str, Model], test: str) -> Claim:
@@ -149,7 +149,7 @@ def _significant(models: Mapping[str, Model], test: str) -> Claim:
     wins = losses = 0
     worst = None
     for m in METRICS:
-        ps = _pvalues([(ours, b) for b in baselines], m, test)
+        ps = pvalues([(ours, b) for b in baselines], m, test)
         for b, p in zip(baselines, ps):
             d = ours.mean(m) - b.mean(m)
             wins += d > 0 and p < ALPHA
@@ -161,7 +161,7 @@ def _significant(models: Mapping[str, Model], test: str) -> Claim:
     b, _, p = worst
     return Claim("b", statement, "all gains significant (p<0.05)",
                  f"significantly ahead in {wins} of {total} (baseline, metric) pairs, significantly behind in {losses}",
-                 f"N@10 vs the strongest, {b.display}: {_effect(ours, b)}", f"{p:.2g}", verdict, rule)  # fmt: skip
+                 f"N@10 vs the strongest, {b.display}: {effect_text(ours, b)}", f"{p:.2g}", verdict, rule)  # fmt: skip
 
 
 def _ablation(models: Mapping[str, Model], test: str) -> Claim:
@@ -172,12 +172,12 @@ def _ablation(models: Mapping[str, Model], test: str) -> Claim:
         return _not_run("c", statement, "the four ablation variants", rule)
     chain = [models[n] for n in ABLATION_ORDER]
     pairs = list(zip(chain, chain[1:]))
-    ps = _pvalues(pairs, PRIMARY, test)
+    ps = pvalues(pairs, PRIMARY, test)
     gaps = [a.mean(PRIMARY) - b.mean(PRIMARY) for a, b in pairs]
     verdict = _verdict(gaps, ps)
     ours = " > ".join(m.display for m in sorted(chain, key=lambda m: -m.mean(PRIMARY)))
     return Claim("c", statement, " > ".join(f"{_paper_row(PAPER_TABLE2, n).split('/')[-1]}" for n in ABLATION_ORDER) + " (N@10, industrial)",
-                 ours, "; ".join(f"{a.display} − {b.display}: {_effect(a, b)}" for a, b in pairs),
+                 ours, "; ".join(f"{a.display} − {b.display}: {effect_text(a, b)}" for a, b in pairs),
                  ", ".join(f"{p:.2g}" for p in ps), verdict, rule)  # fmt: skip
 
 
@@ -190,7 +190,7 @@ def _curve(sweep: Mapping[int, Model], test: str) -> Claim:
         return _not_run("d", statement, "the sweep at k = 1, 4 and 6", rule)
     metric = "recall@10"
     k1, k4, k6 = sweep[1], sweep[4], sweep[6]
-    p_rise, p_after = _pvalues([(k4, k1), (k6, k4)], metric, test)
+    p_rise, p_after = pvalues([(k4, k1), (k6, k4)], metric, test)
     rise, after = k4.mean(metric) - k1.mean(metric), k6.mean(metric) - k4.mean(metric)
     if rise > 0 and p_rise < ALPHA and not (after > 0 and p_after < ALPHA):
         verdict = "reproduced"
@@ -200,7 +200,7 @@ def _curve(sweep: Mapping[int, Model], test: str) -> Claim:
         verdict = "inconclusive"
     curve = ", ".join(f"k={k}: {100 * m.mean(metric):.2f}" for k, m in sorted(sweep.items()))
     return Claim("d", statement, "rises to k≈4, then flat (Figure 3)", f"R@10 {curve}",
-                 f"k4 − k1: {_effect(k4, k1, metric)}; k6 − k4: {_effect(k6, k4, metric)}",
+                 f"k4 − k1: {effect_text(k4, k1, metric)}; k6 − k4: {effect_text(k6, k4, metric)}",
                  f"{p_rise:.2g}, {p_after:.2g}", verdict, rule)  # fmt: skip
 
 

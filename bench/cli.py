@@ -170,48 +170,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bench import report, runner
 
     device = _device(getattr(args, "device", None))
-    if args.command == "run":
-        plan = plans.run_plan(_request(args), None if args.all else args.models)
+    if args.command in ("run", "tune", "ablate", "sweep", "diagnose"):
+        plan = _plan(args)
         if args.dry_run:
             return _dry_run(plan, args)
-        failed = runner.run(plan, device, **_executor(args))
-        if args.no_report:
-            return _failures(failed)
-        return _finish(failed, lambda: report.table1(plan.folder, plan.test))
-    if args.command == "tune":
-        from bench import tuning
-
-        plan = plans.tune_plan(_request(args), None if args.all else args.models)
-        if args.dry_run:
-            return _dry_run(plan, args)
-        failed = runner.run(plan, device, **_executor(args))
-        tuning.select(plan)
-        print(f"wrote {plan.folder / 'tuning.md'}")
-        return _failures(failed)
-    if args.command == "ablate":
-        plan = plans.ablate_plan(_request(args), args.model)
-        if args.dry_run:
-            return _dry_run(plan, args)
-        failed = runner.run(plan, device, **_executor(args))
-        return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
-    if args.command == "sweep":
-        from bench import figure
-
-        plan = plans.sweep_plan(_request(args), args.model, args.param, args.values)
-        if args.dry_run:
-            return _dry_run(plan, args)
-        failed = runner.run(plan, device, **_executor(args))
-        values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
-        return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
-    if args.command == "diagnose":
-        from bench import diagnosis
-
-        plan = plans.diagnose_plan(_request(args), args.model)
-        if args.dry_run:
-            return _dry_run(plan, args)
-        failed = runner.run(plan, device, **_executor(args))
-        _print_paths(diagnosis.write(plan))
-        return _failures(failed)
+        return _after(args, plan, runner.run(plan, device, **_executor(args)))
     if args.command == "study":
         from bench import study
 
@@ -279,6 +242,44 @@ def _executor(args: argparse.Namespace) -> dict:
     if workers < 1:
         raise BenchError("--workers must be at least 1")
     return {"wait": not args.no_wait, "workers": workers, "scheduler": args.scheduler}
+
+
+def _plan(args: argparse.Namespace):  # noqa: ANN202 - a bench.plan.Plan
+    """The plan of a command that trains."""
+    from bench import plan as plans
+
+    req = _request(args)
+    models = None if getattr(args, "all", False) else getattr(args, "models", None)
+    if args.command == "run":
+        return plans.run_plan(req, models)
+    if args.command == "tune":
+        return plans.tune_plan(req, models)
+    if args.command == "ablate":
+        return plans.ablate_plan(req, args.model)
+    if args.command == "sweep":
+        return plans.sweep_plan(req, args.model, args.param, args.values)
+    return plans.diagnose_plan(req, args.model)
+
+
+def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: ANN001 - a bench.plan.Plan
+    """What a command writes once its jobs ran: its table, selection, figure or diagnosis."""
+    from bench import diagnosis, figure, report, tuning
+
+    if args.command == "run":
+        if args.no_report:
+            return _failures(failed)
+        return _finish(failed, lambda: report.table1(plan.folder, plan.test))
+    if args.command == "tune":
+        tuning.select(plan)
+        print(f"wrote {plan.folder / 'tuning.md'}")
+        return _failures(failed)
+    if args.command == "ablate":
+        return _finish(failed, lambda: report.table2(plan.folder, args.model, plan.test))
+    if args.command == "sweep":
+        values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
+        return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
+    _print_paths(diagnosis.write(plan))
+    return _failures(failed)
 
 
 def _dry_run(plan, args: argparse.Namespace) -> int:  # noqa: ANN001 - a bench.plan.Plan

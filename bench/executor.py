@@ -74,6 +74,8 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
     import dask
     from distributed import as_completed
 
+    from bench.runner import record_failed  # the runner imports this module
+
     light = dataclasses.replace(plan, jobs=())
     threads = plan.profile.threads
     settings = {
@@ -108,7 +110,7 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                     raise
                 except Exception as err:  # noqa: BLE001 - a dead worker (out of memory, killed): this job fails
                     outcome = Outcome(job.label, (), f"{type(err).__name__}: {err}")
-                    _record_lost(plan, job, outcome.error)
+                    record_failed(plan, job, outcome.error, None)
                 for line in outcome.lines:
                     if not line.startswith("▶"):  # "started" means nothing once it has finished
                         bar.write(line, file=sys.stderr if line.startswith("✗") else sys.stdout)
@@ -186,10 +188,3 @@ def _split(path: str) -> Any:
 
         _SPLITS[path] = load_split(Path(path))
     return _SPLITS[path]
-
-
-def _record_lost(plan: Plan, job: Job, reason: str) -> None:
-    from bench.io import write_json
-
-    path = plan.json_path(job)
-    write_json(path.with_suffix(".failed.json"), {**job.identity(), "seed": job.seed, "error": reason, "log": None})

@@ -135,6 +135,17 @@ def _fmt(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def breakdown_row(r: ModelResults) -> list[str]:
+    """Recall@10 and NDCG@10 (%) on the repeat-item targets, then on the new-item targets."""
+    return [r.display, *(_fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
+                         for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))]  # fmt: skip
+
+
+def epochs_cell(r: ModelResults) -> str:
+    """Best/run/cap epochs of each seed ("–" for a model without epochs)."""
+    return " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training)
+
+
 def _cells(results: list[ModelResults], sig: dict, reference: str, as_latex: bool, improvement: bool = True) -> list[list[str]]:
     bold, under = (
         (lambda s: f"\\textbf{{{s}}}", lambda s: f"\\underline{{{s}}}") if as_latex else (lambda s: f"**{s}**", lambda s: f"<u>{s}</u>")
@@ -223,15 +234,14 @@ def write_table(
         ("Mean ± std over seeds", "seeds", seeds,
          [[r.display, str(len(r.seeds)), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results]),
         (f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", "repeat", breakdown_headers,
-         [[r.display, *(_fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
-                        for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))] for r in results]),
+         [breakdown_row(r) for r in results]),
         (f"Holm-corrected p-values vs {display[reference]} ({test})", "pvalues", headers,
          [[display[name], *(f"{sig[name][m].p_holm:.2g}" for m in METRICS)] for name in sig]),
     ]  # fmt: skip
     training_rows = [
         [
             r.display,
-            " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training),
+            epochs_cell(r),
             f"{np.mean([t['train_seconds'] or 0.0 for t in r.training]):.0f}",
             ", ".join(sorted({str(t["device"]) for t in r.training})),
             "; ".join(r.capped) or "–",

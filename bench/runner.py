@@ -31,7 +31,7 @@ from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
 from bench.executor import Outcome, execute
 from bench.hashing import config_hash
-from bench.io import atomic_path, write_json, write_npz, write_text
+from bench.io import atomic_path, result_files, write_json, write_npz, write_text
 from bench.metrics import summarize
 from bench.plan import Job, Plan
 from bench.provenance import hardware, versions
@@ -112,6 +112,17 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def checkpoint_path(result: Path, fingerprint: str, expected: str) -> Path:
+    """A run's per-epoch checkpoint, named by split and config, so it is only ever resumed into the run
+    that wrote it."""
+    return result.with_suffix(f".{fingerprint}-{expected}.ckpt")
+
+
+def _same_run(done: dict, fingerprint: str, expected: str) -> bool:
+    """Whether a finished result (its JSON) is this job's: the same split and config hash."""
+    return done.get("split_fingerprint") == fingerprint and done.get("config_hash") == expected
+
+
 def job_hash(job: Job, profile: Profile) -> str:
     """What a finished result must match to be this job's: class, typed config and profile."""
     return config_hash({"target": job.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)})
@@ -178,7 +189,7 @@ def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job
                 continue
         if path.exists():
             done = json.loads(path.read_text())
-            if done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected:
+            if _same_run(done, split.fingerprint, expected):
                 if announce:
                     say(f"✓ {job.label}: finished earlier, skipped")
                 continue
@@ -229,12 +240,17 @@ def remove_leftovers(folder: Path, cache: Path, cache_age_s: float = 3600.0) -> 
 def _record_failure(plan: Plan, job: Job, err: BaseException) -> str:
     """The traceback in ``seed<S>.error.log``; ``seed<S>.failed.json`` so the tables list the run as failed.
     No result is written. Returns the one-line reason."""
-    path = plan.json_path(job)
-    log = path.with_suffix(".error.log")
+    log = plan.json_path(job).with_suffix(".error.log")
     write_text(log, traceback.format_exc())
     reason = f"{type(err).__name__}: {err}" if not isinstance(err, BenchError) else str(err)
-    write_json(path.with_suffix(".failed.json"), {**job.identity(), "seed": job.seed, "error": reason, "log": str(log)})
+    record_failed(plan, job, reason, log)
     return reason
+
+
+def record_failed(plan: Plan, job: Job, reason: str, log: Path | None) -> None:
+    """``seed<S>.failed.json``: the tables list the run as failed (and why) until a rerun succeeds."""
+    record = {**job.identity(), "seed": job.seed, "error": reason, "log": None if log is None else str(log)}
+    write_json(plan.json_path(job).with_suffix(".failed.json"), record)
 
 
 def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
@@ -242,7 +258,7 @@ def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str
     if not source.exists():
         return False
     done = json.loads(source.read_text())
-    if done.get("split_fingerprint") != fingerprint or done.get("config_hash") != expected:
+    if not _same_run(done, fingerprint, expected):
         return False
     with atomic_path(target.with_suffix(".npz")) as tmp:
         shutil.copyfile(source.with_suffix(".npz"), tmp)
@@ -276,8 +292,7 @@ def fit_and_rank(job: Job, ctx: Context, batch_size: int) -> tuple[Recommender, 
 def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool,
              say: Callable[[str], None] = say) -> None:  # fmt: skip
     path = plan.json_path(job)
-    # Named by split and config, so a checkpoint is only ever resumed into the run that wrote it.
-    checkpoint = path.with_suffix(f".{split.fingerprint}-{expected_hash}.ckpt")
+    checkpoint = checkpoint_path(path, split.fingerprint, expected_hash)
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         ctx = Context(
             split=split,
@@ -352,18 +367,16 @@ def dry_run(plan: Plan, workers: int) -> str:
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
     earlier: dict[tuple[str, str], list[float]] = {}
-    for f in plan.results_dir.glob("*/**/seed*.json"):
-        if f.name.count(".") == 1:  # seed<S>.json, not a failure record
-            r = json.loads(f.read_text())
-            earlier.setdefault((r.get("class", ""), r.get("profile", "")), []).append(r["train_seconds"] + r.get("eval_seconds", 0.0))
+    for f in result_files(plan.results_dir, "*/**/"):
+        r = json.loads(f.read_text())
+        earlier.setdefault((r.get("class", ""), r.get("profile", "")), []).append(r["train_seconds"] + r.get("eval_seconds", 0.0))
     rows, todo_seconds, unknown = [], [], 0
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
-        checkpoint = path.with_suffix(f".{split.fingerprint}-{expected}.ckpt")
+        checkpoint = checkpoint_path(path, split.fingerprint, expected)
         status = "to run"
         if path.exists():
-            done = json.loads(path.read_text())
-            same = done.get("split_fingerprint") == split.fingerprint and done.get("config_hash") == expected
+            same = _same_run(json.loads(path.read_text()), split.fingerprint, expected)
             status = "finished" if same else "blocked: a result of another split or config is there"
         elif job.reuse is not None and (plan.folder / job.reuse / path.name).exists():
             status = f"reuses {job.reuse} if identical"

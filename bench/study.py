@@ -175,20 +175,18 @@ def _floor_section(t1: list[report.ModelResults], test: str) -> list[str]:
     models = _models(t1)
     rec = models["recent"]
     others = [m for n, m in models.items() if n != "recent"]
-    ps = claims_mod._pvalues([(m, rec) for m in others], claims_mod.PRIMARY, test)
-    rows = [[m.display, claims_mod._effect(m, rec), f"{p:.2g}"] for m, p in zip(others, ps)]
+    ps = claims_mod.pvalues([(m, rec) for m in others], claims_mod.PRIMARY, test)
+    rows = [[m.display, claims_mod.effect_text(m, rec), f"{p:.2g}"] for m, p in zip(others, ps)]
     out = ["## The floor", "", "Every model against `recent` (the user's own history, recency- and behavior-weighted; not "
            "in the paper) on NDCG@10, in points with a 95% paired bootstrap CI; Holm over the models:", "",
            tabulate(rows, headers=["model", "vs Recent, N@10", "Holm p"], tablefmt="github"), "", "Repeat-item vs new-item targets (%):", ""]  # fmt: skip
-    rows = [[r.display, *(f"{100 * float(r.per_target[m][mask].mean()):.2f}" if mask.any() else "–"
-                          for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))] for r in t1]  # fmt: skip
+    rows = [report.breakdown_row(r) for r in t1]
     out += [tabulate(rows, headers=["model", "repeat R@10", "repeat N@10", "new R@10", "new N@10"], tablefmt="github"), ""]
     return out
 
 
 def _training_section(results: list[report.ModelResults], curves: dict[str, Path] | None) -> list[str]:
-    rows = [[r.display,
-             " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training),
+    rows = [[r.display, report.epochs_cell(r),
              f"{sum(t['train_seconds'] or 0.0 for t in r.training):.0f}", ", ".join(sorted({str(t['device']) for t in r.training}))]
             for r in results]  # fmt: skip
     out = ["## Training", ""]
