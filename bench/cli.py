@@ -148,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err} (check the path, its permissions and free disk space)", file=sys.stderr)
         return 2
+    except MemoryError as err:  # a step without its own name for it (bench.memory names the split's steps)
+        from bench.memory import out_of_memory
+
+        print(f"error: {out_of_memory(f'running bench {args.command}', err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
+from bench import memory
 from bench.config import DatasetConfig, Profile
 from bench.data.loaders import load
 from bench.data.preprocess import describe_preparation, preprocess
@@ -86,8 +87,9 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
         return split, path, True
     say(f"split: loading {ds.format} data{f' from {ds.data}' if ds.data else ''} …")
     started = time.perf_counter()
-    log = preprocess(load_log(ds), ds.preprocess)
-    split = build_split(log, ds.split)
+    log = preprocess(load_log(ds), ds.preprocess)  # no second name for the raw log: each step frees the last
+    with memory.step(f"building the split of {len(log.interactions):,} rows"):
+        split = build_split(log, ds.split)
     st = split.stats()
     say(
         f"split: {st['users']} users, {st['items']} items, {st['rows']} rows, {st['valid_targets']} valid / "
@@ -96,13 +98,15 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
     for line in describe_preparation(split.preparation):
         say(f"split: {line}")
     if save:
-        save_split(split, path)
+        with memory.step(f"saving the split to {path}"):
+            save_split(split, path)
     return split, path, save
 
 
 def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
     synthetic = dataclasses.asdict(ds.synthetic) if ds.synthetic else None
-    return load(ds.format, ds.data, synthetic, ds.checks)
+    with memory.step(f"reading {ds.data or ds.format}"):
+        return load(ds.format, ds.data, synthetic, ds.checks)
 
 
 # ------------------------------------------------------------------------------------------- runs

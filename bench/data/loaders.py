@@ -3,19 +3,26 @@
 Every reader takes the fast path first (pyarrow's CSV engine with explicit dtypes: 1M rows in about a
 second) and, only when that fails, a slow diagnostic pass that names the first bad line and column, so a
 user with a broken 55M-row file is told exactly where to look.
+
+The two full-size public formats (Tmall, Taobao) are read in blocks and kept in narrow dtypes: ids and
+day stamps as int32 where they fit, behaviors as int8, and the string feature columns only for an item's
+first row. Memory then follows the interactions (about 17 bytes a row), not the file's text: the 54.9M-row
+IJCAI-15 log fits in about 1 GB instead of 15.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
-from bench.data.log import BEHAVIORS, Log
+from bench.data.log import BEHAVIORS, INTERACTION_COLUMNS, Log
 from bench.errors import BenchError
 
 # Raw behavior codes of each format, mapped onto the canonical vocabulary.
@@ -53,21 +60,39 @@ class DataChecks:
         return low, high
 
 
-def check_timestamps(seconds: np.ndarray, raw: pd.Series, file: Path, column: str, checks: DataChecks,
-                     header: bool = True) -> np.ndarray:  # fmt: skip
-    """(N,) bool rows to keep: every timestamp inside the checks' window, or an error naming the first that
-    is not (with ``bad_timestamps: drop``, the rows outside are left out instead)."""
-    low, high = checks.window(file)
-    bad = ~np.isfinite(seconds) | (seconds < low) | (seconds > high)
-    if bad.any() and checks.bad_timestamps == "error":
-        i = int(np.flatnonzero(bad)[0])
-        when = "beyond the 64-bit range" if abs(seconds[i]) >= 2.0**63 else f"at {_date(seconds[i], time=True)}"
+class TimestampWindow:
+    """The checks' timestamp window applied block by block: rows outside it are dropped and counted, and
+    with ``bad_timestamps: error`` :meth:`finish` then stops the command, naming the first such line (so
+    the count in the message covers the whole file, not one block)."""
+
+    def __init__(self, file: Path, column: str, checks: DataChecks, header: bool = True) -> None:
+        self.file, self.column, self.checks, self.header = file, column, checks, header
+        self.low = self.high = 0.0  # read from the checks (and the file's date) with the first block
+        self.bad = 0
+        self.first: tuple[int, object, float] | None = None  # (row, raw cell, seconds) of the first bad row
+
+    def keep(self, seconds: np.ndarray, raw: pd.Series | np.ndarray, offset: int = 0) -> np.ndarray:
+        """(N,) bool rows inside the window, for the block whose first row is row ``offset`` of the file."""
+        if offset == 0:
+            self.low, self.high = self.checks.window(self.file)
+        bad = ~np.isfinite(seconds) | (seconds < self.low) | (seconds > self.high)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            if self.first is None:
+                self.first = (offset + i, pd.Series(raw, copy=False).iloc[i], float(seconds[i]))
+            self.bad += int(bad.sum())
+        return ~bad
+
+    def finish(self) -> None:
+        if self.bad == 0 or self.checks.bad_timestamps != "error":
+            return
+        row, cell, seconds = self.first  # type: ignore[misc]
+        when = "beyond the 64-bit range" if abs(seconds) >= 2.0**63 else f"at {_date(seconds, time=True)}"
         raise BenchError(
-            f"{file}: line {_line_of(i, header)}: timestamp '{raw.iloc[i]}' in column '{column}' is {when}, outside "
-            f"{_date(low)} .. {_date(high)} ({int(bad.sum())} such "
-            "row(s); 'checks: {bad_timestamps: drop}' in the dataset config drops them, earliest/latest widen the window)"
+            f"{self.file}: line {_line_of(row, self.header)}: timestamp '{cell}' in column '{self.column}' is {when}, "
+            f"outside {_date(self.low)} .. {_date(self.high)} ({self.bad} such row(s); 'checks: {{bad_timestamps: drop}}' "
+            "in the dataset config drops them, earliest/latest widen the window)"
         )
-    return ~bad
 
 
 def _date(seconds: float, time: bool = False) -> str:
@@ -105,24 +130,32 @@ def _line_of(index: int, header: bool) -> int:
     return index + (2 if header else 1)
 
 
-def read_csv(
-    path: Path,
-    integer_columns: Sequence[str],
-    other_columns: Sequence[str] = (),
-    optional_columns: Sequence[str] = (),
-    names: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read a CSV whose ``integer_columns`` must be whole numbers, with a precise error otherwise.
+@dataclass(frozen=True)
+class _Columns:
+    """What to read from a CSV, its header checked: the columns, their pandas dtypes, whether the file has
+    a header row."""
 
-    Args:
-        path: the file.
-        integer_columns: required columns parsed as int64; an empty or non-integer cell is an error.
-        other_columns: required columns kept as strings.
-        optional_columns: columns kept as strings when present.
-        names: column names for a file without a header row (then every column is required).
-    """
+    path: Path
+    integer: tuple[str, ...]
+    usecols: list[str]
+    names: Sequence[str] | None
+
+    @property
+    def header(self) -> bool:
+        return self.names is None
+
+    def pandas_kwargs(self) -> dict:
+        dtype = {c: "int64" for c in self.integer} | {c: "string" for c in self.usecols if c not in self.integer}
+        # pyarrow mislabels usecols when names are given; a headerless file is read whole (all required).
+        return dict(header=0 if self.header else None, names=self.names, usecols=self.usecols if self.header else None,
+                    dtype=dtype)  # fmt: skip
+
+
+def _columns(path: Path, integer_columns: Sequence[str], other_columns: Sequence[str], optional_columns: Sequence[str],
+             names: Sequence[str] | None) -> _Columns:  # fmt: skip
+    """Check that ``path`` is a readable CSV with the wanted columns (from its header, or for a headerless
+    format from the first line's column count)."""
     _require_file(path)
-    header = names is None
     wanted = [*integer_columns, *other_columns]
     if names is not None:  # a headerless format: the column count is the only schema there is
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -130,7 +163,7 @@ def read_csv(
         if first and first.count(",") + 1 != len(names):
             raise BenchError(f"{path}: line 1 has {first.count(',') + 1} columns, expected {len(names)} ({', '.join(names)})")
     try:
-        head = pd.read_csv(path, nrows=0, header=0 if header else None, names=names)
+        head = pd.read_csv(path, nrows=0, header=0 if names is None else None, names=names)
     except pd.errors.EmptyDataError:
         raise BenchError(f"{path}: the file is empty") from None
     except (UnicodeDecodeError, pd.errors.ParserError) as err:
@@ -140,59 +173,145 @@ def read_csv(
     if missing:
         raise BenchError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns)})")
     usecols = wanted + [c for c in optional_columns if c in columns]
-    dtype = {c: "int64" for c in integer_columns} | {c: "string" for c in usecols if c not in integer_columns}
-    # pyarrow mislabels usecols when names are given; a headerless file is read whole (all required).
-    kwargs = dict(header=0 if header else None, names=names, usecols=usecols if header else None, dtype=dtype)
+    return _Columns(path, tuple(integer_columns), usecols, names)
+
+
+def read_csv(
+    path: Path,
+    integer_columns: Sequence[str],
+    other_columns: Sequence[str] = (),
+    optional_columns: Sequence[str] = (),
+    names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a (small) CSV whose ``integer_columns`` must be whole numbers, with a precise error otherwise.
+
+    Args:
+        path: the file.
+        integer_columns: required columns parsed as int64; an empty or non-integer cell is an error.
+        other_columns: required columns kept as strings.
+        optional_columns: columns kept as strings when present.
+        names: column names for a file without a header row (then every column is required).
+    """
+    cols = _columns(path, integer_columns, other_columns, optional_columns, names)
     try:
-        frame = pd.read_csv(path, engine="pyarrow", **kwargs)
+        frame = pd.read_csv(path, engine="pyarrow", **cols.pandas_kwargs())
     except Exception:  # noqa: BLE001 - any failure of the fast path is diagnosed precisely below
-        frame = _diagnose(path, integer_columns, header, kwargs)
+        _diagnose(cols, 0)
+        raise  # _diagnose names the bad cell; reaching here means pyarrow failed where pandas did not
     if len(frame) == 0:
         raise BenchError(f"{path}: the file has a header but no rows")
     return frame
 
 
-def _diagnose(path: Path, integer_columns: Sequence[str], header: bool, kwargs: dict) -> pd.DataFrame:
-    """Slow path: read every cell as text and report the first cell that is not a whole number."""
-    kwargs = dict(kwargs, dtype="string")
+BLOCK_BYTES = 64 << 20
+"""Bytes of CSV text parsed at a time by :func:`read_blocks` (about 2M rows of the public logs)."""
+
+
+class Block:
+    """One block of a CSV read by :func:`read_blocks`: the rows from file row ``offset`` on, as Arrow
+    columns, converted to numpy or pandas only where a reader needs them."""
+
+    def __init__(self, offset: int, batch: pa.RecordBatch) -> None:
+        self.offset, self.batch = offset, batch
+
+    def __len__(self) -> int:
+        return self.batch.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self.batch.schema.names
+
+    def ints(self, name: str) -> np.ndarray:
+        """(N,) int64 values of an integer column."""
+        return self.batch.column(name).to_numpy()
+
+    def strings(self, name: str) -> pd.Series:
+        """(N,) pandas strings of a text column (missing cells NA)."""
+        return self.batch.column(name).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+
+    def rows(self, index: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+        """The columns ``names`` of the rows at ``index`` (integers as int64, text as pandas strings)."""
+        taken = self.batch.select(list(names)).take(pa.array(index))
+        return taken.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+
+
+def read_blocks(
+    path: Path,
+    integer_columns: Sequence[str],
+    other_columns: Sequence[str] = (),
+    optional_columns: Sequence[str] = (),
+    names: Sequence[str] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[Block]:
+    """:func:`read_csv` for files of any size, one :class:`Block` at a time, so memory holds one block of
+    text at a time. The checks and errors are :func:`read_csv`'s."""
+    cols = _columns(path, integer_columns, other_columns, optional_columns, names)
+    types = {c: pa.int64() if c in cols.integer else pa.string() for c in cols.usecols}
+    reader_options = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=block_bytes, use_threads=False)
+    convert = pacsv.ConvertOptions(column_types=types, include_columns=cols.usecols, strings_can_be_null=True)
+    offset = 0
     try:
-        raw = pd.read_csv(path, **kwargs)
+        for batch in pacsv.open_csv(path, read_options=reader_options, convert_options=convert):
+            if any(batch.column(c).null_count for c in cols.integer):
+                raise ValueError("an empty integer cell")  # pandas' int64 refuses these too: diagnosed below
+            yield Block(offset, batch)
+            offset += batch.num_rows
+    except (pa.ArrowInvalid, ValueError):  # a bad cell in the block after ``offset`` rows: name it
+        _diagnose(cols, offset)
+        raise
+    pa.default_memory_pool().release_unused()  # the pool keeps freed blocks' pages otherwise (~1 GB for Tmall)
+    if offset == 0:
+        raise BenchError(f"{path}: the file has a header but no rows")
+
+
+def _diagnose(cols: _Columns, skip: int) -> None:
+    """Slow path: read every cell as text, from row ``skip`` on, and raise naming the first cell that is
+    not a whole number or the first line that is not CSV. Returns only if it finds nothing wrong."""
+    kwargs = dict(cols.pandas_kwargs(), dtype="string", chunksize=1 << 20)
+    if skip:
+        kwargs["skiprows"] = range(1, skip + 1) if cols.header else skip
+    offset = skip
+    try:
+        for raw in pd.read_csv(cols.path, **kwargs):
+            for column in cols.integer:
+                text = raw[column].str.strip()
+                values = pd.to_numeric(text, errors="coerce")
+                bad = values.isna() | (values != values.round())
+                if bad.any():
+                    i = int(np.flatnonzero(bad.to_numpy())[0])
+                    cell = "" if pd.isna(raw[column].iloc[i]) else raw[column].iloc[i]
+                    what = "an empty cell" if cell == "" else f"'{cell}', not a whole number"
+                    raise BenchError(f"{cols.path}: line {_line_of(offset + i, cols.header)}: column '{column}' has {what}")
+            offset += len(raw)
     except pd.errors.ParserError as err:
-        raise BenchError(f"{path}: not a readable CSV file ({str(err).splitlines()[0]})") from None
+        raise BenchError(f"{cols.path}: not a readable CSV file ({str(err).splitlines()[0]})") from None
     except UnicodeDecodeError:
-        raise BenchError(f"{path}: not a readable CSV file (not UTF-8 text)") from None
-    for column in integer_columns:
-        text = raw[column].str.strip()
-        values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            cell = "" if pd.isna(raw[column].iloc[i]) else raw[column].iloc[i]
-            what = "an empty cell" if cell == "" else f"'{cell}', not a whole number"
-            raise BenchError(f"{path}: line {_line_of(i, header)}: column '{column}' has {what}")
-        raw[column] = values.astype("int64")
-    return raw
+        raise BenchError(f"{cols.path}: not a readable CSV file (not UTF-8 text)") from None
 
 
-def map_behaviors(codes: pd.Series, mapping: Mapping, path: Path, column: str, header: bool = True) -> np.ndarray:
-    """Map raw behavior codes to canonical int8 codes; an unknown code names its line."""
+def map_behaviors(codes: pd.Series, mapping: Mapping, path: Path, column: str, header: bool = True, offset: int = 0) -> np.ndarray:
+    """Map raw behavior codes to canonical int8 codes; an unknown code names its line (``offset``: the
+    file row of the block's first row)."""
     index = {raw: BEHAVIORS.index(name) for raw, name in mapping.items()}
+    codes = pd.Series(codes, copy=False)
     values = codes.str.strip() if codes.dtype == "string" else codes
-    mapped = values.map(index)
-    unknown = mapped.isna().to_numpy()
+    found, distinct = pd.factorize(values)  # a handful of distinct codes: map those, not every row
+    table = np.array([index.get(v, -1) for v in distinct] + [-1], dtype=np.int8)  # the last: NA (-1)
+    mapped = table[found]
+    unknown = mapped < 0
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
         expected = "/".join(str(k) for k in mapping)
         raise BenchError(
-            f"{path}: line {_line_of(i, header)}: unknown behavior '{codes.iloc[i]}' in column '{column}' "
+            f"{path}: line {_line_of(offset + i, header)}: unknown behavior '{codes.iloc[i]}' in column '{column}' "
             f"(expected one of {expected})"
         )
-    return mapped.to_numpy().astype(np.int8)
+    return mapped
 
 
-def parse_timestamps(values: pd.Series, path: Path, column: str, header: bool = True) -> np.ndarray:
+def parse_timestamps(values: pd.Series, path: Path, column: str, header: bool = True, offset: int = 0) -> np.ndarray:
     """(N,) float64 unix seconds from integers or ISO-8601 strings; the first unparsable cell names its line.
-    Floats, so a value beyond the 64-bit range stays visible to :func:`check_timestamps` instead of wrapping."""
+    Floats, so a value beyond the 64-bit range stays visible to :class:`TimestampWindow` instead of wrapping."""
     text = values.astype("string").str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     whole = (numbers.notna() & (numbers == numbers.round())).to_numpy(dtype=bool, na_value=False)
@@ -203,11 +322,76 @@ def parse_timestamps(values: pd.Series, path: Path, column: str, header: bool = 
     if not parsed.all():
         i = int(np.flatnonzero(~parsed)[0])
         raise BenchError(
-            f"{path}: line {_line_of(i, header)}: unparsable timestamp '{values.iloc[i]}' in column "
+            f"{path}: line {_line_of(offset + i, header)}: unparsable timestamp '{values.iloc[i]}' in column "
             f"'{column}' (expected unix seconds or an ISO-8601 date)"
         )
     from_dates = ((dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
     return np.where(whole, numbers.to_numpy(dtype="float64", na_value=np.nan), from_dates)
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """int32 when every value fits, else int64 (ids and unix seconds of the public logs fit in int32)."""
+    info = np.iinfo(np.int32)
+    if len(values) == 0 or (values.min() >= info.min and values.max() <= info.max):
+        return values.astype(np.int32, copy=False)
+    return values.astype(np.int64, copy=False)
+
+
+class _Blocks:
+    """A log's interactions gathered block by block in narrow dtypes, and the first row of every item
+    (the only rows whose feature strings are kept)."""
+
+    def __init__(self, item_key: str, feature_columns: Sequence[str]) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in INTERACTION_COLUMNS}
+        self.rows = 0
+        self.item_key, self.feature_columns = item_key, list(feature_columns)
+        self.first_rows: list[pd.DataFrame] = []
+        self.bitmap: np.ndarray | None = np.zeros(0, dtype=bool)
+        self.seen = pd.Index([], dtype=np.int64)
+
+    def add(self, block: Block, behavior: np.ndarray, seconds: np.ndarray, keep: np.ndarray) -> None:
+        """One block: rows outside ``keep`` are left out (their positions stay gaps in ``order``), but still
+        count for the items' first rows, as a whole-file read would."""
+        order = np.arange(block.offset, block.offset + len(block), dtype=np.int64)
+        user, item = block.ints("user_id"), block.ints(self.item_key)
+        columns = (user[keep], item[keep], behavior[keep], seconds[keep].astype(np.int64), order[keep])
+        for name, values in zip(INTERACTION_COLUMNS, columns):
+            self.parts[name].append(values if name == "behavior" else _narrow(values))
+        self.rows += len(block)
+        first = np.flatnonzero(~pd.Series(item, copy=False).duplicated().to_numpy())  # each item's first row here …
+        first = first[~self._seen(item[first])]  # … unless an earlier block had it
+        if len(first):
+            self.first_rows.append(block.rows(first, [self.item_key, *self.feature_columns]))
+
+    def _seen(self, items: np.ndarray) -> np.ndarray:
+        """(N,) bool: which of these distinct items earlier blocks had; records them as seen. A bitmap over
+        the ids when they are small non-negative integers (the public logs'), else a hash lookup."""
+        if self.bitmap is not None and items.min() >= 0 and items.max() < 2**28:
+            if items.max() >= len(self.bitmap):
+                self.bitmap = np.concatenate([self.bitmap, np.zeros(int(items.max()) + 1 - len(self.bitmap), dtype=bool)])
+            out = self.bitmap[items]
+            self.bitmap[items] = True
+            return out
+        if self.bitmap is not None:  # ids outside the bitmap's reach: move to the hash lookup for good
+            self.seen, self.bitmap = pd.Index(np.flatnonzero(self.bitmap)), None
+        out = pd.Index(items).isin(self.seen)
+        self.seen = self.seen.append(pd.Index(items[~out]))
+        return out
+
+    def interactions(self) -> pd.DataFrame:
+        """The canonical interaction table (``order``: the row's position in the file, the tie-breaker).
+        Each column is joined and its blocks freed before the next, so the peak is one column over the total."""
+        out = {}
+        for name in INTERACTION_COLUMNS:
+            parts = self.parts.pop(name)
+            out[name] = np.concatenate(parts)
+            parts.clear()
+            if name != "behavior":
+                out[name] = _narrow(out[name])
+        return pd.DataFrame(out, copy=False)
+
+    def items(self) -> pd.DataFrame:
+        return pd.concat(self.first_rows, ignore_index=True) if self.first_rows else pd.DataFrame(columns=[self.item_key])
 
 
 def _interactions(users: pd.Series, items: pd.Series, behavior: np.ndarray, timestamp: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
@@ -250,7 +434,7 @@ def _empty_features(key: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------- formats
 
 
-def load_tmall(path: Path, checks: DataChecks = DataChecks()) -> Log:
+def load_tmall(path: Path, checks: DataChecks = DataChecks(), block_bytes: int = BLOCK_BYTES) -> Log:
     """IJCAI-15 Tmall "repeat buyers" log: ``user_log_format1.csv`` (and ``user_info_format1.csv``).
 
     Columns user_id, item_id, cat_id, seller_id, brand_id, time_stamp (mmdd of 2015), action_type
@@ -260,19 +444,22 @@ def load_tmall(path: Path, checks: DataChecks = DataChecks()) -> Log:
     """
     file = path / TMALL_LOG if path.is_dir() else path
     optional = ("cat_id", "seller_id", "brand_id")
-    frame = read_csv(file, integer_columns=("user_id", "item_id", "time_stamp", "action_type"), optional_columns=optional)
-    warnings = [f"{file}: no column '{c}': items get no {c.removesuffix('_id')} feature" for c in optional if c not in frame.columns]
-    behavior = map_behaviors(frame["action_type"], TMALL_ACTIONS, file, "action_type")
-    mmdd = frame["time_stamp"].to_numpy()
-    dates = pd.to_datetime(pd.Series(20150000 + mmdd).astype(str), format="%Y%m%d", errors="coerce")
-    if dates.isna().any():
-        i = int(np.flatnonzero(dates.isna().to_numpy())[0])
-        raise BenchError(f"{file}: line {i + 2}: unparsable timestamp '{mmdd[i]}' in column 'time_stamp' (expected mmdd)")
-    seconds = ((dates - pd.Timestamp(0)) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
-    keep = check_timestamps(seconds, frame["time_stamp"], file, "time_stamp", checks)
-    interactions = _interactions(frame["user_id"], frame["item_id"], behavior, seconds, keep)
-    frame = frame.rename(columns={"cat_id": "category", "seller_id": "seller", "brand_id": "brand"})
-    items = _feature_table(frame, "item_id", ("category", "brand", "seller"))
+    blocks = None
+    window = TimestampWindow(file, "time_stamp", checks)
+    for block in read_blocks(file, ("user_id", "item_id", "time_stamp", "action_type"), (), optional, block_bytes=block_bytes):
+        if blocks is None:
+            blocks = _Blocks("item_id", [c for c in optional if c in block.columns])
+        behavior = map_behaviors(block.ints("action_type"), TMALL_ACTIONS, file, "action_type", offset=block.offset)
+        mmdd = block.ints("time_stamp")
+        seconds = _mmdd_seconds(mmdd, file, block.offset)
+        blocks.add(block, behavior, seconds, window.keep(seconds, mmdd, block.offset))
+    window.finish()
+    assert blocks is not None  # read_blocks refuses a file without rows
+    warnings = [f"{file}: no column '{c}': items get no {c.removesuffix('_id')} feature" for c in optional
+                if c not in blocks.feature_columns]  # fmt: skip
+    interactions = blocks.interactions()
+    firsts = blocks.items().rename(columns={"cat_id": "category", "seller_id": "seller", "brand_id": "brand"})
+    items = _feature_table(firsts, "item_id", ("category", "brand", "seller"))
     users = _empty_features("user_id")
     info = file.parent / TMALL_USERS
     coverage = {}
@@ -282,25 +469,34 @@ def load_tmall(path: Path, checks: DataChecks = DataChecks()) -> Log:
         coverage[TMALL_USERS] = _coverage(info, users.index, interactions["user"], checks)
     else:
         warnings.append(f"{info}: not found: users get no age or gender feature")
-    return _log(interactions, len(frame), items, users, str(file), coverage, warnings)
+    return _log(interactions, blocks.rows, items, users, str(file), coverage, warnings)
 
 
-def load_taobao(path: Path, checks: DataChecks = DataChecks()) -> Log:
+def _mmdd_seconds(mmdd: np.ndarray, file: Path, offset: int) -> np.ndarray:
+    """(N,) float64 unix seconds of Tmall's mmdd day stamps (of 2015), parsed once per distinct value."""
+    values, inverse = np.unique(mmdd, return_inverse=True)
+    dates = pd.to_datetime(pd.Series(20150000 + values).astype(str), format="%Y%m%d", errors="coerce")
+    if dates.isna().any():
+        i = int(np.flatnonzero(np.isin(mmdd, values[dates.isna().to_numpy()]))[0])
+        raise BenchError(f"{file}: line {offset + i + 2}: unparsable timestamp '{mmdd[i]}' in column 'time_stamp' (expected mmdd)")
+    return ((dates - pd.Timestamp(0)) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)[inverse]
+
+
+def load_taobao(path: Path, checks: DataChecks = DataChecks(), block_bytes: int = BLOCK_BYTES) -> Log:
     """Taobao ``UserBehavior.csv``: no header; user, item, category, behavior (pv/buy/cart/fav), unix ts."""
     file = path / TAOBAO_LOG if path.is_dir() else path
     names = ["user_id", "item_id", "category", "behavior", "timestamp"]
-    frame = read_csv(
-        file,
-        integer_columns=("user_id", "item_id"),
-        other_columns=("category", "behavior", "timestamp"),
-        names=names,
-    )
-    behavior = map_behaviors(frame["behavior"], TAOBAO_ACTIONS, file, "behavior", header=False)
-    seconds = parse_timestamps(frame["timestamp"], file, "timestamp", header=False)
-    keep = check_timestamps(seconds, frame["timestamp"], file, "timestamp", checks, header=False)
-    interactions = _interactions(frame["user_id"], frame["item_id"], behavior, seconds, keep)
-    items = _feature_table(frame, "item_id", ("category",))
-    return _log(interactions, len(frame), items, _empty_features("user_id"), str(file))
+    blocks = _Blocks("item_id", ["category"])
+    window = TimestampWindow(file, "timestamp", checks, header=False)
+    for block in read_blocks(file, ("user_id", "item_id"), ("category", "behavior", "timestamp"), names=names,
+                             block_bytes=block_bytes):  # fmt: skip
+        behavior = map_behaviors(block.strings("behavior"), TAOBAO_ACTIONS, file, "behavior", header=False, offset=block.offset)
+        raw = block.strings("timestamp")
+        seconds = parse_timestamps(raw, file, "timestamp", header=False, offset=block.offset)
+        blocks.add(block, behavior, seconds, window.keep(seconds, raw, block.offset))
+    window.finish()
+    items = _feature_table(blocks.items(), "item_id", ("category",))
+    return _log(blocks.interactions(), blocks.rows, items, _empty_features("user_id"), str(file))
 
 
 def load_csv(path: Path, checks: DataChecks = DataChecks()) -> Log:
@@ -320,7 +516,9 @@ def load_csv(path: Path, checks: DataChecks = DataChecks()) -> Log:
             raise BenchError(f"{file}: line {i + 2}: column '{column}' has an empty cell")
     behavior = map_behaviors(frame["behavior"], CANONICAL_ACTIONS, file, "behavior")
     seconds = parse_timestamps(frame["timestamp"], file, "timestamp")
-    keep = check_timestamps(seconds, frame["timestamp"], file, "timestamp", checks)
+    window = TimestampWindow(file, "timestamp", checks)
+    keep = window.keep(seconds, frame["timestamp"])
+    window.finish()
     interactions = _interactions(frame["user_id"].str.strip(), frame["item_id"].str.strip(), behavior, seconds, keep)
     coverage = {}
     items = _optional_features(folder / "items.csv", "item_id")
@@ -344,7 +542,7 @@ def _canonical_file(path: Path) -> Path:
 def _coverage(file: Path, described: pd.Index, ids: pd.Series, checks: DataChecks) -> float:
     """Share of the log's distinct ids that ``file`` describes; below ``checks.min_feature_coverage`` the
     file is surely not about this log (other ids, another id column), and that is an error."""
-    distinct = pd.Index(ids.astype(str).unique())
+    distinct = pd.Index(pd.unique(ids.to_numpy())).astype(str)  # distinct first: 424k strings, not 55M
     share = float(distinct.isin(described.astype(str)).mean()) if len(distinct) else 1.0
     if share < checks.min_feature_coverage:
         raise BenchError(

@@ -68,3 +68,32 @@ def test_user_sampling_matches_the_per_user_groupby_it_replaced() -> None:
         if max_users is not None:
             chosen = chosen[:max_users]
         assert got == set(pd.Index(chosen)), (max_users, share)
+
+
+def test_duplicated_packed_and_sorted_agree_with_pandas(monkeypatch) -> None:
+    """Both lean paths (one packed int64 key; a stable sort when the ranges overflow 63 bits) flag exactly
+    the rows ``DataFrame.duplicated`` flags, on narrow and negative columns and a common step."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.data import preprocess as pre
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    frame = pd.DataFrame({
+        "user": rng.integers(-50, 50, n).astype(np.int32),
+        "item": rng.integers(0, 30, n).astype(np.int32),
+        "behavior": rng.integers(0, 4, n).astype(np.int8),
+        "timestamp": (1_431_302_400 + 86_400 * rng.integers(0, 5, n)).astype(np.int32),
+    })  # fmt: skip
+    expected = frame.duplicated(list(pre.DEDUP_KEY), keep="first").to_numpy()
+    assert 0 < expected.sum() < n
+    assert np.array_equal(pre.duplicated(frame, pre.DEDUP_KEY), expected)
+    assert np.array_equal(pre._duplicated_by_sort(frame, pre.DEDUP_KEY), expected)
+    monkeypatch.setattr(pre, "DEDUP_CHUNK_ROWS", 1_000)  # 20 key ranges, each with its own hash table
+    assert np.array_equal(pre.duplicated(frame, pre.DEDUP_KEY), expected)
+    wide = frame.assign(user=frame["user"].astype(np.int64) * 2**40)  # 100 users 2^40 apart, still packable
+    assert np.array_equal(pre.duplicated(wide, pre.DEDUP_KEY), expected)
+    ids = rng.choice(2**62, 100, replace=False)  # a bijection onto ids with no common step: ~2^62 x 30 x 4 x 5
+    huge = frame.assign(user=ids[frame["user"].to_numpy() + 50])
+    assert np.array_equal(pre.duplicated(huge, pre.DEDUP_KEY), expected)  # overflows 63 bits: the sort path
