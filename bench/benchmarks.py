@@ -56,3 +56,34 @@ def beam(users: int, width: int, k: int, results_dir: Path, device: torch.device
         "speedup": cached / recomputed,
         "same_lists": bool(torch.equal(a, b)),
     }
+
+
+def workers(request, models: list[str] | None, workers: int, device: torch.device) -> dict[str, object]:  # noqa: ANN001 - a bench.plan.Request
+    """``run --models …`` (None: ``--all``) of ``request`` with ``--workers 1`` and then with ``--workers N``, back to back in fresh
+    results folders (the split's preparation and the cluster's start-up included in each), and whether
+    every rank file came out byte-identical."""
+    import dataclasses
+    import tempfile
+
+    from bench import runner
+    from bench.plan import run_plan
+
+    seconds, ranks, failed = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, workers):
+            folder = Path(tmp) / f"workers{n}"
+            started = time.perf_counter()
+            plan = run_plan(dataclasses.replace(request, results_dir=folder), models)
+            failed[n] = runner.run(plan, device, progress=False, workers=n)
+            seconds[n] = time.perf_counter() - started
+            ranks[n] = {p.relative_to(folder): p.read_bytes() for p in sorted(folder.glob("*/*/seed*.npz"))}
+    return {
+        "jobs": len(plan.jobs),
+        "workers": workers,
+        "seconds_1": seconds[1],
+        f"seconds_{workers}": seconds[workers],
+        "ratio": seconds[workers] / seconds[1],
+        "rank_files": len(ranks[1]),
+        "identical": ranks[1] == ranks[workers] and len(ranks[1]) > 0,
+        "failed": sorted(set(failed[1]) | set(failed[workers])),
+    }

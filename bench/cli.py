@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bench_train)
     bench_train.add_argument("--batches", type=int, default=20)
     bench_train.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
+    bench_workers = bench_sub.add_parser("workers", help="run --all with --workers 1, then --workers N: wall-time "
+                                         "ratio and whether the rank files are byte-identical")  # fmt: skip
+    _common(bench_workers)
+    bench_workers.add_argument("--models", type=_models, default=None, help="comma-separated (default: every Table 1 model)")
+    bench_workers.add_argument("--workers", type=int, default=2)
+    bench_workers.add_argument("--seeds", type=int, default=3)
+    bench_workers.set_defaults(profile="smoke")
     beam = bench_sub.add_parser("beam", help="cached vs recomputing beam search (users/s and speed-up)")
     beam.add_argument("--users", type=int, default=256)
     beam.add_argument("--beam", type=int, default=20)
@@ -223,6 +230,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         write_json(path, {"dataset": plan.dataset.name, "profile": plan.profile.name, "batches": args.batches, "rows": rows})
         print(f"wrote {path}")
         return 0
+    if args.command == "benchmark" and args.benchmark == "workers":
+        from bench import benchmarks
+
+        if args.workers < 2:
+            raise BenchError("benchmark workers: --workers must be at least 2 (it is compared with 1)")
+        out = benchmarks.workers(_request(args), args.models, args.workers, device or runner.default_device())
+        w = args.workers
+        print(f"run {','.join(args.models) if args.models else '--all'}, {out['jobs']} jobs, profile {args.profile}: --workers 1 {out['seconds_1']:.1f} s, "
+              f"--workers {w} {out[f'seconds_{w}']:.1f} s, ratio {out['ratio']:.2f}; "
+              f"{out['rank_files']} rank files {'byte-identical' if out['identical'] else 'DIFFER'}")
+        if out["failed"]:
+            print(f"failed: {', '.join(out['failed'])}")
+        return 0 if out["identical"] and not out["failed"] else 1
     if args.command == "benchmark":
         from bench import benchmarks
 

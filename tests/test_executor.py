@@ -57,3 +57,12 @@ def test_benchmark_train_measures_every_model_it_is_given(tmp_path: Path) -> Non
     for r in rows:
         assert r["seconds_per_batch"] > 0 and r["batches_per_epoch"] > 0 and r["gflops_per_batch"] > 0
     assert rows[0]["recbole_trainer_seconds_per_batch"] > 0 and "vs RecBole trainer" in result.stdout
+
+
+def test_the_workers_benchmark_prints_the_ratio_and_checks_the_ranks(tmp_path: Path) -> None:
+    result = bench("benchmark", "workers", "--models", "pop,recent", "--seeds", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("run pop,recent, 4 jobs, profile smoke: --workers 1 ") and "ratio " in line
+    assert line.endswith("4 rank files byte-identical")
+    assert not any(tmp_path.iterdir())  # both runs went to temporary folders
