@@ -270,8 +270,6 @@ class Configs:
             raise BenchError(f"{path}: 'defaults' and 'profiles' must be mappings")
         grid = _grid(data.get("tune"), path)
         if "extends" in data:
-            if "class" in data:
-                raise BenchError(f"{path}: a variant ('extends') takes its parent's class; remove 'class'")
             parent_name = str(data["extends"])
             if parent_name in (*chain, name) and parent_name != name:
                 raise BenchError(f"{path}: 'extends' makes a cycle ({' → '.join((*chain, name, parent_name))})")
@@ -282,8 +280,9 @@ class Configs:
             if parent_name == name:  # an override of the model of that name keeps its identity unless it says
                 display, order = data.get("display", parent.display), data.get("order", parent.order)
                 table = data.get("table", parent.table or "none")
+            target = parent.target if "class" not in data else _subclass(_target(str(data["class"]), path), parent.target, path)
             return ModelEntry(
-                name=name, target=parent.target, display=display, table=None if table == "none" else table,
+                name=name, target=target, display=display, table=None if table == "none" else table,
                 order=order, extends=parent.extends if parent_name == name else parent.name, tune=grid or parent.tune,
                 tune_owner=name if grid else parent.tune_owner, source=str(path),
                 layers=(*parent.layers, (defaults, profiles)),
@@ -295,6 +294,16 @@ class Configs:
             table=None if table == "none" else table, order=order, extends=None, tune=grid,
             tune_owner=name if grid else None, source=str(path), layers=((defaults, profiles),),
         )  # fmt: skip
+
+
+def _subclass(target: str, parent: str, path: Path) -> str:
+    """A variant may name its own class only if it is a subclass of its parent's: it then inherits the
+    parent's parameters, grid and tuned selection, and adds behavior (RCLRec's diagnostic variants)."""
+    from bench.recommender import resolve  # imports torch: only for the variants that name a class
+
+    if not issubclass(resolve(target), resolve(parent)):
+        raise BenchError(f"{path}: a variant's 'class' must be a subclass of its parent's ({parent}), not {target}")
+    return target
 
 
 def _target(target: str, yaml_path: Path) -> str:

@@ -277,10 +277,17 @@ def dataset_folder(req: Request) -> Path:
 
 DIAGNOSIS_NOT_BUILT = (
     ("backbone", "RCLRec's encoder with one token per code and tied heads, as TIGER and MBGen have"),
-    ("QAL", "the quality-aware loss applied to the selection module only"),
-    ("inference reading", "the decoder generates its own prefix, then the target"),
 )
 """Questions of the diagnosis that need model code not written yet: listed in its table as such."""
+
+
+DIAGNOSTIC_VARIANT = "rclrec-diagnostic"
+"""The model entry of RCLRec's subclass with the diagnostic behaviors (rclrec/diagnostics.py)."""
+DIAGNOSTIC_QUESTIONS = (
+    ("QAL", "on the selection module only (the backbone learns from L_SFT alone)", {"qal_scope": "selection"}),
+    ("inference reading", "the decoder generates its own k-item prefix, then the target, at test time",
+     {"generated_prefix": True}),
+)  # fmt: skip
 
 
 def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
@@ -298,6 +305,8 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
         ("selection", "an oracle prefix (the target in the last slot; leaks by design) at test time", model,
          {"inference_prefix": "oracle"}),
         *[("QAL", f"λ = {lam:g}", model, {"lam": lam}) for lam in (0.0, 0.1, 1.0, 10.0)],
+        *[(question, variant, DIAGNOSTIC_VARIANT, values) for question, variant, values in DIAGNOSTIC_QUESTIONS
+          if model == "rclrec"],
         ("semantic IDs", f"{entry.display} on random collision-free codes", model, {"random_ids": True}),
         ("semantic IDs", "TIGER on the fitted codes", "tiger", {}),
         ("semantic IDs", "TIGER on random collision-free codes", "tiger", {"random_ids": True}),

@@ -129,7 +129,7 @@ def test_a_model_file_next_to_its_yaml(tmp_path: Path) -> None:
         ("class: baselines.pop:Pop\ntable: table3\n", "'table' must be one of table1, table2, none"),
         ("extends: nope\n", "unknown model 'nope'"),
         ("extends: loop\n", "'extends: loop' names no model of that name further down"),
-        ("extends: pop\nclass: baselines.pop:Pop\n", "takes its parent's class"),
+        ("extends: pop\nclass: baselines.recent:Recent\n", r"a variant's 'class' must be a subclass of its parent's \(baselines.pop:Pop\)"),
         ("class: baselines.pop:Pop\ntune: {lr: 0.1}\n", "'tune' must map parameter names to non-empty lists"),
     ],
 )

@@ -41,6 +41,9 @@ def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) ->
     for q in ("reference", "budget", "selection", "QAL", "semantic IDs", "backbone", "inference reading"):
         assert q in questions
     ran = {r["variant"]: r for r in records if "metrics" in r}
-    assert len(ran) == 11 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
+    assert len(ran) == 13 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
+    built = {r["question"] for r in records if "metrics" in r}
+    assert {"QAL", "inference reading"} <= built and "backbone" not in built
+    assert [r["question"] for r in records if r.get("status") == "not built"] == ["backbone"]
     assert not (folder / "table1.md").exists()  # never mixed into the tables
     assert "| backbone" in (folder / "diagnosis.md").read_text()

@@ -1,0 +1,90 @@
+"""RCLRec's diagnostic variants: QAL on the selection module only, and a self-generated prefix."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bench.errors import BenchError
+from bench.recommender import Context
+from bench.semantic_ids import SemanticIdConfig
+from rclrec.diagnostics import RCLRecDiagnostic, RCLRecDiagnosticConfig, generate_prefix, selection_parameters
+from tests.rclrec.test_model import TINY, split  # noqa: F401 - the module's split fixture
+
+CONFIG = RCLRecDiagnosticConfig(**dataclasses.asdict(TINY))
+
+
+def _model(split, **overrides) -> RCLRecDiagnostic:  # noqa: F811
+    torch.manual_seed(0)
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False,
+                  semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
+    return RCLRecDiagnostic(dataclasses.replace(CONFIG, **overrides), ctx)
+
+
+def _grads(model: RCLRecDiagnostic, theta0, split) -> dict[str, torch.Tensor]:  # noqa: F811
+    model.theta0 = theta0
+    model.net.train()
+    h = split.histories(split.test.take(slice(0, 24)))
+    out = model.sft_loss(h, torch.as_tensor(split.test.item[:24]))
+    model.net.zero_grad()
+    out["loss"].backward()
+    return {n: p.grad.clone() for n, p in model.net.named_parameters() if p.grad is not None}
+
+
+def test_qal_on_the_selection_module_only(split) -> None:  # noqa: F811
+    """With qal_scope: selection, the selection module gets the full loss's gradient and every other
+    parameter gets L_SFT's alone (λ = 0's), on the same weights and batch; the loss value is unchanged."""
+    full = _model(split, lam=10.0, margin=5.0)  # a large margin: the hinge is active
+    theta0 = copy.deepcopy(full.net).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():  # θ differs from θ0, so L_qual depends on the parameters
+        for p in full.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    state = full.net.state_dict()
+    variants = {}
+    for name, overrides in (("full", {}), ("none", {"lam": 0.0}), ("selection", {"qal_scope": "selection"})):
+        model = _model(split, **{"lam": 10.0, "margin": 5.0, **overrides})
+        model.net.load_state_dict(state)
+        variants[name] = _grads(model, theta0, split)
+    selection = {n for n, p in full.net.named_parameters() if any(p is q for q in selection_parameters(full.net))}
+    assert {n.split(".")[0] for n in selection} == {"user_id", "w_u", "query"}  # this log has no user features
+    moved = 0
+    for name, grad in variants["selection"].items():
+        reference = variants["full"] if name in selection else variants["none"]
+        assert torch.allclose(grad, reference[name], atol=1e-6), name
+        moved += not torch.allclose(variants["full"][name], variants["none"][name], atol=1e-6)
+    assert moved > len(selection)  # QAL's gradient reaches the backbone in the paper's loss, so the test can fail
+
+
+def test_the_generated_prefix_starts_with_the_no_prefix_top_item(split) -> None:  # noqa: F811
+    model = _model(split, generated_prefix=True)
+    model.net.eval()
+    h = split.histories(split.test)
+    states, pad, _ = model._encode(model.net, h)
+    prefix = generate_prefix(model, model.net, states, pad)
+    assert prefix.shape == (len(h), CONFIG.k)
+    start, start_pad = model._decoder_start(model.net, len(h), None, None, None)
+    top, _ = model.net.codes.generate(states, pad, start, model.trie, model.beam_width, 1, start_pad=start_pad)
+    assert torch.equal(prefix[:, 0], top[:, 0])
+
+
+def test_the_generated_prefix_is_used_at_test_time_only(split) -> None:  # noqa: F811
+    plain, generated = _model(split), _model(split, generated_prefix=True)
+    generated.net.load_state_dict(plain.net.state_dict())
+    h = split.histories(split.test)
+    same = np.array_equal(plain.recommend(h, 10), generated.recommend(h, 10))  # validation-like: no targets given
+    assert same
+    test_plain = plain.rank(h, split.test.item)
+    test_generated = generated.rank(h, split.test.item)
+    assert test_generated.shape == test_plain.shape and not np.array_equal(test_plain, test_generated)
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(BenchError, match="qal_scope 'encoder'"):
+        dataclasses.replace(CONFIG, qal_scope="encoder")
+    with pytest.raises(BenchError, match="two test-time prefixes"):
+        dataclasses.replace(CONFIG, generated_prefix=True, inference_prefix="recent")
