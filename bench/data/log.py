@@ -28,9 +28,9 @@ class Log:
     """A validated interaction log.
 
     Attributes:
-        interactions: columns ``user`` and ``item`` (raw ids, int64 or string), ``behavior`` (int8 code
-            into :data:`BEHAVIORS`), ``timestamp`` (int64 unix seconds), ``order`` (int64 original row
-            position, the tie-breaker).
+        interactions: columns ``user`` and ``item`` (raw ids: integers, int32 where they fit, or strings),
+            ``behavior`` (int8 code into :data:`BEHAVIORS`), ``timestamp`` (unix seconds, int32 where they
+            fit, else int64), ``order`` (original row position, the tie-breaker; int32 where it fits).
         items: item features indexed by raw item id; integer-coded columns (category, brand, seller, …).
         users: user features indexed by raw user id; integer-coded columns (gender, age, …).
         source: where the log came from, for messages and provenance.
