@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="the whole paper on one log: grids, tuned models × seeds, ablations, sweep, REPORT.md")
     _common(study)
     _training(study, tuned=False)
+    study.add_argument("--report-only", action="store_true",
+                       help="write REPORT.md, the tables and figures from the finished runs; train nothing")
 
     diagnose = sub.add_parser("diagnose", help="variants that tell budget, selection, QAL and semantic IDs apart")
     diagnose.add_argument("model", nargs="?", default="rclrec")
@@ -193,6 +195,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         req = _request(args)
         if args.dry_run:
             print(study.dry_run(req, _executor(args)["workers"]))
+            return 0
+        if args.report_only:
+            print(f"wrote {study.write(plans.dataset_folder(req), req)}")
             return 0
         failed, path = study.run(req, device, _executor(args))
         print(f"wrote {path}")

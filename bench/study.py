@@ -25,7 +25,6 @@ from bench.data.preprocess import describe_preparation
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
 from bench.plan import Plan, Request, ablate_plan, run_plan, selection_path, sweep_plan, tune_plan
-from bench.provenance import commit, hardware, versions
 
 K_VALUES = "1,2,3,4,5,6"
 
@@ -67,7 +66,7 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
         if plan.command == "tune":
             tuning.select(plan)
     folder = plans(req)[0][1].folder
-    return failed, write(folder, req, executor.get("workers", 1))
+    return failed, write(folder, req)
 
 
 def dry_run(req: Request, workers: int) -> str:
@@ -92,8 +91,9 @@ def _safe(call: Callable[[], Any], default: Any) -> Any:
         return default
 
 
-def write(folder: Path, req: Request, workers: int) -> Path:
-    """REPORT.md (and the tables and figures it links) from whatever results the folder holds."""
+def write(folder: Path, req: Request) -> Path:
+    """REPORT.md (and the tables and figures it links) from whatever results the folder holds: a function of
+    the result files alone, so the committed reports regenerate byte for byte."""
     test = req.test
     written = {
         "table1": _safe(lambda: report.table1(folder, test), None),
@@ -109,11 +109,12 @@ def write(folder: Path, req: Request, workers: int) -> Path:
     claims = claims_mod.check(_models(t1), {n: m for n, m in _models(t2).items()}, sweep, test)
     runs = [json.loads(f.read_text()) for f in result_files(folder)]
     profile = next((r["profile"] for r in runs), req.profile)
+    req = dataclasses.replace(req, profile=profile)  # the runs' profile, whatever the command said
     smoke = profile == "smoke"
     lines = [f"# Reproduction report: RCLRec on {folder.name}", ""]
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
-    lines += _log_section(runs) + _protocol_section(req, runs, workers, found)
+    lines += _log_section(runs) + _protocol_section(req, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
@@ -150,7 +151,7 @@ def _log_section(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _protocol_section(req: Request, runs: list[dict[str, Any]], workers: int, found: dict[str, Any]) -> list[str]:
+def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str, Any]) -> list[str]:
     seeds = sorted({r["seed"] for r in runs if r.get("table") == "table1"})
     capped = [f"{r.display}: {'; '.join(r.capped)}" for r in found.values() if r.capped]
     missing = []
@@ -162,8 +163,8 @@ def _protocol_section(req: Request, runs: list[dict[str, Any]], workers: int, fo
             missing.append(f"{name}: {len(absent)} job(s) missing" + (f" ({note})" if note else ""))
     out = ["## Protocol", "", "The split, metrics, statistics and every deviation from the paper and the baselines' "
            "code are in the README's [Protocol and deviations](../../README.md#protocol-and-deviations).", "",
-           f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s); "
-           f"{workers} worker(s).",
+           f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s) "
+           "(where they ran changes no number: the rank files are byte-identical in-process and on any worker).",
            f"- Ended at the epoch cap (a fairness failure: possibly undertrained): {'; '.join(capped) or 'none'}.",
            f"- Missing: {'; '.join(missing) or 'nothing'}.", ""]  # fmt: skip
     return out
@@ -197,14 +198,15 @@ def _training_section(results: list[report.ModelResults], curves: dict[str, Path
 
 
 def _provenance_section(runs: list[dict[str, Any]]) -> list[str]:
+    """What the runs record about where they ran; nothing about the process writing the report, so the report
+    is a function of the result files alone."""
     commits = sorted({(r.get("versions") or {}).get("commit", "unknown") for r in runs})
-    packages = {k: v for r in runs[:1] for k, v in (r.get("versions") or {}).items() if k != "commit"}
+    packages = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items()) if k != "commit") for r in runs})
     hw = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs})
     rows = [[r["model"], r["seed"], r["config_hash"], r["device"], r.get("threads"), (r.get("versions") or {}).get("commit", "?")]
             for r in sorted(runs, key=lambda r: (r["model"], r["seed"]))]  # fmt: skip
     return ["## Provenance", "",
-            f"- Code: {', '.join(commits) or '–'} (the report was written at {commit()}).",
-            f"- Packages: {', '.join(f'{k} {v}' for k, v in sorted(packages.items())) or '–'} (this process: "
-            f"{', '.join(f'{k} {v}' for k, v in sorted(versions().items()) if k != 'commit')}).",
-            f"- Hardware: {'; '.join(hw) or ', '.join(f'{k} {v}' for k, v in sorted(hardware().items()))}.", "",
+            f"- Code: {', '.join(commits) or '–'}.",
+            f"- Packages: {'; '.join(packages) or '–'}.",
+            f"- Hardware: {'; '.join(hw) or '–'}.", "",
             tabulate(rows, headers=["job", "seed", "config hash", "device", "threads", "commit"], tablefmt="github"), ""]  # fmt: skip
