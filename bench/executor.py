@@ -88,6 +88,9 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
         # The statistical profiler samples the job thread's stack every 10 ms; nobody reads it here, and the
         # jobs are Python-heavy (small tensors, many ops), so it would compete for the GIL.
         "distributed.worker.profile.enabled": False,
+        # Local CPU workers are forked, so they start with torch and the harness already imported (about
+        # 2 s of each worker's start-up under "spawn"); CUDA does not survive a fork, so GPU workers spawn.
+        "distributed.worker.multiprocessing-method": "fork" if _can_fork(device, scheduler) else "spawn",
     }
     with dask.config.set(settings):
         cluster, client = _connect(scheduler, min(workers, len(todo)))
@@ -122,6 +125,15 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _can_fork(device: torch.device, scheduler: str | None) -> bool:
+    """Whether local workers may be forked from this process: on Linux, for CPU jobs, before this process
+    has touched CUDA."""
+    import multiprocessing
+
+    return (scheduler is None and device.type == "cpu" and sys.platform.startswith("linux")
+            and "fork" in multiprocessing.get_all_start_methods() and not torch.cuda.is_initialized())  # fmt: skip
 
 
 def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalCluster | None, Client)
