@@ -298,15 +298,17 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
     entry = ctx.configs.model(model)
     base = ctx.jobs(entry, [0])[0].config
     triple = {f: 3 * getattr(base, f) for f in ("pretrain_epochs", "pretrain_patience", "epochs", "patience") if hasattr(base, f)}
+    # The questions that reuse the reference's θ0 (only a fine-tuning or a test pass each) come first, so a
+    # one-worker run answers them within minutes; the budget and the random codes each train a new θ0.
     questions: list[tuple[str, str, str, dict[str, Any]]] = [
         ("reference", "as configured", model, {}),
-        ("budget", "3× the epochs and patience of every stage", model, triple),
         ("selection", "the last-k prefix fed to the fine-tuned model at test time", model, {"inference_prefix": "recent"}),
         ("selection", "an oracle prefix (the target in the last slot; leaks by design) at test time", model,
          {"inference_prefix": "oracle"}),
         *[("QAL", f"λ = {lam:g}", model, {"lam": lam}) for lam in (0.0, 0.1, 1.0, 10.0)],
         *[(question, variant, DIAGNOSTIC_VARIANT, values) for question, variant, values in DIAGNOSTIC_QUESTIONS
           if model == "rclrec"],
+        ("budget", "3× the epochs and patience of every stage", model, triple),
         ("semantic IDs", f"{entry.display} on random collision-free codes", model, {"random_ids": True}),
         ("semantic IDs", "TIGER on the fitted codes", "tiger", {}),
         ("semantic IDs", "TIGER on random collision-free codes", "tiger", {"random_ids": True}),

@@ -207,6 +207,10 @@ BLOCK_BYTES = 64 << 20
 """Bytes of CSV text parsed at a time by :func:`read_blocks` (about 2M rows of the public logs)."""
 
 
+_PANDAS_STRINGS = {pa.string(): pd.StringDtype()}.get
+"""Arrow text columns become pandas strings (NA for missing cells), as ``pd.read_csv(dtype="string")`` gives."""
+
+
 class Block:
     """One block of a CSV read by :func:`read_blocks`: the rows from file row ``offset`` on, as Arrow
     columns, converted to numpy or pandas only where a reader needs them."""
@@ -227,12 +231,12 @@ class Block:
 
     def strings(self, name: str) -> pd.Series:
         """(N,) pandas strings of a text column (missing cells NA)."""
-        return self.batch.column(name).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        return self.batch.column(name).to_pandas(types_mapper=_PANDAS_STRINGS)
 
     def rows(self, index: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
         """The columns ``names`` of the rows at ``index`` (integers as int64, text as pandas strings)."""
         taken = self.batch.select(list(names)).take(pa.array(index))
-        return taken.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        return taken.to_pandas(types_mapper=_PANDAS_STRINGS)
 
 
 def read_blocks(
