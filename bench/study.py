@@ -158,9 +158,9 @@ def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str,
     for name, plan, note in plans(req, dry_run=True):
         if plan is None:
             continue
-        absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() and not (name.startswith("Table") and note)]
-        if absent or note:
-            missing.append(f"{name}: {len(absent)} job(s) missing" + (f" ({note})" if note else ""))
+        absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() or note]  # a note: not yet plannable
+        if absent:
+            missing.append(f"{name}: {len(absent)} job(s) missing" + (f", waiting for the {note}" if note else ""))
     out = ["## Protocol", "", "The split, metrics, statistics and every deviation from the paper and the baselines' "
            "code are in the README's [Protocol and deviations](../../README.md#protocol-and-deviations).", "",
            f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s) "
