@@ -5,7 +5,7 @@ data preparation; the mean over ``batches`` after one warm-up batch — batches 
 e.g. BERT4Rec's masking), batches per epoch, seconds per epoch,
 the FLOPs of a batch (PyTorch's ``FlopCounterMode``) and so the achieved GFLOP/s against this machine's
 matmul peak measured in the same run, and for the RecBole models the ratio against RecBole's own trainer
-(``Trainer._train_epoch``) on the same batches. The model's own ``fit`` runs, so what is measured is what a
+(``Trainer._train_epoch``) on the same batches, the fastest of three alternating rounds on each side. The model's own ``fit`` runs, so what is measured is what a
 run does; the benchmark stops it after the batches it needs. RCLRec is measured in its first stage.
 """
 
@@ -107,17 +107,35 @@ def measure(plan: Plan, split: Any, batches: int, threads: Sequence[int]) -> lis
                 if len(record["times"]) < 2:
                     rows.append({"model": job.model, "threads": t, "note": "trains no batches"})
                     continue
-                per_batch = (record["times"][-1] - record["times"][0]) / (len(record["times"]) - 1)  # the mean: batches vary
+                per_batch = _mean_batch(record)
+                theirs = None
+                if hasattr(model, "recbole_config"):
+                    # Ours and RecBole's trainer alternate, ROUNDS times each, and each side keeps its fastest
+                    # round: back-to-back single rounds differed by up to 4% in either direction.
+                    theirs = _recbole_trainer(model, batches)
+                    for _ in range(1, ROUNDS):
+                        again, again_record = _fit_until(job, ctx, batches, flops=False)
+                        per_batch = min(per_batch, _mean_batch(again_record))
+                        theirs = min(theirs, _recbole_trainer(again, batches))
                 _, counted = _fit_until(job, ctx, 2, flops=True)
                 epoch_batches = record["epoch_batches"] or (len(model.recbole_train_data) if hasattr(model, "recbole_train_data") else None)
                 row = {"model": job.model, "threads": t, "seconds_per_batch": per_batch, "batches_per_epoch": epoch_batches,
                        "seconds_per_epoch": per_batch * epoch_batches if epoch_batches else None,
                        "gflops_per_batch": counted["flops"] / 1e9, "gflop_per_s": counted["flops"] / 1e9 / per_batch,
                        "peak_gflop_per_s": peaks[t]}  # fmt: skip
-                if hasattr(model, "recbole_config"):
-                    row["recbole_trainer_seconds_per_batch"] = _recbole_trainer(model, batches)
+                if theirs is not None:
+                    row["recbole_trainer_seconds_per_batch"] = theirs
                 rows.append(row)
     return rows
+
+
+ROUNDS = 3
+"""Alternating rounds of the harness's loop and RecBole's trainer for a RecBole model (fastest of each)."""
+
+
+def _mean_batch(record: dict[str, Any]) -> float:
+    """Seconds per batch: the mean over the timed batches after the first (batches vary)."""
+    return (record["times"][-1] - record["times"][0]) / (len(record["times"]) - 1)
 
 
 def _recbole_trainer(model: Any, batches: int) -> float:
