@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     _training(sweep, test=False)
 
     study = sub.add_parser("study", help="the whole paper on one log: grids, tuned models × seeds, ablations, sweep, REPORT.md")
+    study.add_argument("--models", type=_models, default=None,
+                       help="train only these Table 1 models' part of the study (a piece of a long study; "
+                       "rclrec brings its ablations and sweep); the report covers the whole study")  # fmt: skip
     _common(study)
     _training(study, tuned=False)
     study.add_argument("--report-only", action="store_true",
@@ -194,12 +197,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         req = _request(args)
         if args.dry_run:
-            print(study.dry_run(req, _executor(args)["workers"]))
+            print(study.dry_run(req, _executor(args)["workers"], args.models))
             return 0
         if args.report_only:
             print(f"wrote {study.write(plans.dataset_folder(req), req)}")
             return 0
-        failed, path = study.run(req, device, _executor(args))
+        failed, path = study.run(req, device, _executor(args), models=args.models)
         print(f"wrote {path}")
         return _failures(failed)
     if args.command == "report":

@@ -12,7 +12,7 @@ from tabulate import tabulate
 from bench.claims import bootstrap_ci
 from bench.io import write_json, write_text
 from bench.metrics import per_target
-from bench.plan import DIAGNOSIS_NOT_BUILT, Plan
+from bench.plan import Plan
 
 
 def write(plan: Plan) -> dict[str, Path]:
@@ -41,9 +41,6 @@ def write(plan: Plan) -> dict[str, Path]:
         rows.append([question, variant, f"{100 * r['metrics']['recall@10']:.2f}", f"{100 * r['metrics']['ndcg@10']:.2f}",
                      delta, hits, capped])  # fmt: skip
         records.append({"question": question, "variant": variant, "metrics": r["metrics"], "generation": gen, "job": job.name})
-    for question, variant in DIAGNOSIS_NOT_BUILT:
-        rows.append([question, variant, "–", "–", "–", "–", "not built yet"])
-        records.append({"question": question, "variant": variant, "status": "not built"})
     headers = ["question", "variant", "R@10", "N@10", "Δ N@10 vs reference [95% CI]", "target in prefix / in last k", "note"]
     text = "\n".join([
         f"# Diagnosis of RCLRec on {plan.folder.name} (seed 0, profile {plan.profile.name})", "",

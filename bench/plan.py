@@ -275,12 +275,6 @@ def dataset_folder(req: Request) -> Path:
     return req.results_dir / Configs(req.config_dirs).dataset(req.dataset, req.profile, req.data, req.name).name
 
 
-DIAGNOSIS_NOT_BUILT = (
-    ("backbone", "RCLRec's encoder with one token per code and tied heads, as TIGER and MBGen have"),
-)
-"""Questions of the diagnosis that need model code not written yet: listed in its table as such."""
-
-
 DIAGNOSTIC_VARIANT = "rclrec-diagnostic"
 """The model entry of RCLRec's subclass with the diagnostic behaviors (rclrec/diagnostics.py)."""
 DIAGNOSTIC_QUESTIONS = (
@@ -288,6 +282,9 @@ DIAGNOSTIC_QUESTIONS = (
     ("inference reading", "the decoder generates its own k-item prefix, then the target, at test time",
      {"generated_prefix": True}),
 )  # fmt: skip
+DIAGNOSTIC_BACKBONE = ("backbone", "one encoder token per code and tied output heads, as TIGER and MBGen have",
+                       {"backbone": "token"})  # fmt: skip
+"""The diagnostic variant with another network (and so its own θ0)."""
 
 
 def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
@@ -299,7 +296,8 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
     base = ctx.jobs(entry, [0])[0].config
     triple = {f: 3 * getattr(base, f) for f in ("pretrain_epochs", "pretrain_patience", "epochs", "patience") if hasattr(base, f)}
     # The questions that reuse the reference's θ0 (only a fine-tuning or a test pass each) come first, so a
-    # one-worker run answers them within minutes; the budget and the random codes each train a new θ0.
+    # one-worker run answers them within minutes; the budget, the backbone and the random codes each train
+    # a new θ0.
     questions: list[tuple[str, str, str, dict[str, Any]]] = [
         ("reference", "as configured", model, {}),
         ("selection", "the last-k prefix fed to the fine-tuned model at test time", model, {"inference_prefix": "recent"}),
@@ -309,6 +307,8 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
         *[(question, variant, DIAGNOSTIC_VARIANT, values) for question, variant, values in DIAGNOSTIC_QUESTIONS
           if model == "rclrec"],
         ("budget", "3× the epochs and patience of every stage", model, triple),
+        *[(question, variant, DIAGNOSTIC_VARIANT, values) for question, variant, values in [DIAGNOSTIC_BACKBONE]
+          if model == "rclrec"],
         ("semantic IDs", f"{entry.display} on random collision-free codes", model, {"random_ids": True}),
         ("semantic IDs", "TIGER on the fitted codes", "tiger", {}),
         ("semantic IDs", "TIGER on random collision-free codes", "tiger", {"random_ids": True}),

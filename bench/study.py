@@ -4,14 +4,16 @@ Stages, each a plan run on the executor (finished jobs are skipped, so a rerun r
 the models without a tuning grid (pop, recent) → every Table 1 model's tuning grid (seed 0, equal budget)
 → every Table 1 model with its selection × seeds → RCLRec's ablation variants with its selection → the
 curriculum-length sweep → Table 1, Table 2, Figure 3 and ``REPORT.md``. A partial study reports what it
-has and lists what is missing.
+has and lists what is missing. ``models`` runs the study's part for some Table 1 models (their grids and
+tuned seeds, and RCLRec's ablations and sweep when it is one of them), so a long study can be computed in
+pieces, the models that decide the claims first; the report always covers the whole study.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +31,43 @@ from bench.plan import Plan, Request, ablate_plan, run_plan, selection_path, swe
 K_VALUES = "1,2,3,4,5,6"
 
 
-def plans(req: Request, dry_run: bool = False) -> list[tuple[str, Plan | None, str]]:
+def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = None) -> list[tuple[str, Plan | None, str]]:
     """The study's stages as (name, plan or None, note). A stage that needs tuning selections not made yet
-    is planned untuned under ``dry_run`` (to count its jobs) and left out otherwise, with a note."""
+    is planned untuned under ``dry_run`` (to count its jobs) and left out otherwise, with a note. With
+    ``models``, only those Table 1 models are trained; the models without a grid (seconds each) always run."""
     configs = Configs(req.config_dirs)
     folder = req.results_dir / configs.dataset(req.dataset, req.profile, req.data, req.name).name
     table1 = configs.models("table1")
+    names = [e.name for e in table1]
+    unknown = [m for m in models or () if m not in names]
+    if unknown:
+        raise BenchError(f"--models {unknown[0]}: not a Table 1 model of the study ({', '.join(names)})")
     plain = [e.name for e in table1 if e.tune_owner is None]
-    tuned = [e.name for e in table1 if e.tune_owner is not None]
+    tuned = [e.name for e in table1 if e.tune_owner is not None and (models is None or e.name in models)]
     selected = [m for m in tuned if selection_path(folder, configs.model(m).tune_owner).exists()]
     untuned = dataclasses.replace(req, tuned=False)
     out: list[tuple[str, Plan | None, str]] = [("models without a grid", run_plan(untuned, plain), ""),
-                                               ("tuning grids (seed 0)", tune_plan(untuned, tuned), "")]  # fmt: skip
+                                               ("tuning grids (seed 0)", tune_plan(untuned, tuned) if tuned else None, "")]  # fmt: skip
     missing = sorted(set(tuned) - set(selected))
     later = untuned if dry_run and missing else dataclasses.replace(req, tuned=True)
     note = f"configurations chosen by tuning, not yet made for {', '.join(missing)}" if missing else ""
-    models = tuned if dry_run else selected
-    out.append(("Table 1 models, tuned", run_plan(later, models) if models else None, note))
-    has_rclrec = "rclrec" in (tuned if dry_run else selected)
+    trained = tuned if dry_run else selected
+    out.append(("Table 1 models, tuned", run_plan(later, trained) if trained else None, note))
+    has_rclrec = "rclrec" in trained
+    if "rclrec" not in tuned:
+        note = "rclrec is not among --models"
     out.append(("ablations, tuned", ablate_plan(later, "rclrec") if has_rclrec else None, note if not has_rclrec else ""))
     out.append(("curriculum-length sweep", sweep_plan(later, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
     return out
 
 
-def run(req: Request, device: torch.device | None, executor: dict[str, Any], say: Callable[[str], None] = runner.say) -> tuple[list[str], Path]:
+def run(req: Request, device: torch.device | None, executor: dict[str, Any], say: Callable[[str], None] = runner.say,
+        models: Sequence[str] | None = None) -> tuple[list[str], Path]:  # fmt: skip
     """Every stage in order (tuning selections are made between the grids and the tuned runs), then the
-    report. Returns the failed jobs and REPORT.md's path."""
+    report of the whole study. Returns the failed jobs and REPORT.md's path."""
     failed: list[str] = []
     for stage in range(5):
-        name, plan, note = plans(req)[stage]
+        name, plan, note = plans(req, models=models)[stage]
         if plan is None:
             say(f"study: {name}: skipped ({note or 'nothing to run'})")
             continue
@@ -69,9 +79,9 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
     return failed, write(folder, req)
 
 
-def dry_run(req: Request, workers: int) -> str:
+def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> str:
     parts = []
-    for name, plan, note in plans(req, dry_run=True):
+    for name, plan, note in plans(req, dry_run=True, models=models):
         parts.append(f"== {name}{f' ({note})' if note else ''}")
         parts.append(runner.dry_run(plan, workers) if plan is not None else "nothing to run")
     return "\n\n".join(parts)
@@ -154,11 +164,18 @@ def _log_section(runs: list[dict[str, Any]]) -> list[str]:
 def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str, Any]) -> list[str]:
     seeds = sorted({r["seed"] for r in runs if r.get("table") == "table1"})
     capped = [f"{r.display}: {'; '.join(r.capped)}" for r in found.values() if r.capped]
+    configs = Configs(req.config_dirs)
+
+    def waiting(plan: Plan, model: str) -> bool:
+        """The job's model has a grid whose selection is not made yet: its tuned runs cannot exist."""
+        owner = configs.model(model).tune_owner
+        return owner is not None and not selection_path(plan.folder, owner).exists()
+
     missing = []
     for name, plan, note in plans(req, dry_run=True):
         if plan is None:
             continue
-        absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() or note]  # a note: not yet plannable
+        absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() or (note and waiting(plan, j.model))]
         if absent:
             missing.append(f"{name}: {len(absent)} job(s) missing" + (f", waiting for the {note}" if note else ""))
     out = ["## Protocol", "", "The split, metrics, statistics and every deviation from the paper and the baselines' "

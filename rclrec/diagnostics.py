@@ -1,7 +1,8 @@
-"""RCLRec's diagnostic variants (``bench diagnose``): two questions that need behavior the model lacks.
+"""RCLRec's diagnostic variants (``bench diagnose``): three questions that need behavior the model lacks.
 
-Both are subclasses of :class:`~rclrec.model.RCLRec` that change one thing and share everything else,
-θ0 included (its cache key covers ``rclrec/model.py``, not this file):
+One subclass of :class:`~rclrec.model.RCLRec`; each option changes one thing and shares everything else.
+The first two share θ0 as well (its cache key covers ``rclrec/model.py``, not this file); the third
+changes the network, so its θ0 is its own (the key then also covers this file):
 
 * **QAL on the selection module only** (``qal_scope: selection``). In the paper, λ·L_qual's gradient
   reaches every parameter on the path from the prefix mask to the target's likelihood: the selection
@@ -14,11 +15,20 @@ Both are subclasses of :class:`~rclrec.model.RCLRec` that change one thing and s
   the fine-tuned decoder instead generates its own prefix, k items one after another (each the best
   complete item of a trie-constrained beam search from [e_pay ; items so far]), then the target. L_SFT
   trains every prefix token, so the decoder has learned to write a prefix.
+* **Backbone** (``backbone: token``). RCLRec's encoder reads one vector per interaction (the sum of its
+  item's L code embeddings plus its behavior's) and decodes with per-level heads. TIGER's and MBGen's
+  encoders read one token per code, and MBGen ties its output heads to the token table. Here the encoder
+  reads N·L tokens (each code's embedding plus its interaction's behavior embedding; the per-level code
+  tables already tell the levels apart, so no separator), the decoder cross-attends to all of them, RCPM
+  scores each interaction by the mean of its L token states, and the heads are the tied, d^-1/2-scaled
+  token table. If this closes the gap to TIGER, the backbone explains it, not the curriculum.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +36,8 @@ from torch import nn
 
 from bench.data.split import Histories
 from bench.errors import BenchError
+from bench.nn.codegen import CodeDecoder
+from bench.recommender import Context
 from bench.training import autocast
 from rclrec.model import RCLRec, RCLRecConfig, RCLRecNet
 
@@ -36,6 +48,9 @@ class RCLRecDiagnosticConfig(RCLRecConfig):
     """``all``: the paper's λ·L_qual on every parameter; ``selection``: on the selection module only."""
     generated_prefix: bool = False
     """At test time only (never at validation): the decoder generates its own k-item prefix."""
+    backbone: str = "interaction"
+    """``interaction``: RCLRec's encoder (one vector per interaction, per-level heads); ``token``: one token
+    per code and tied heads, as TIGER and MBGen have."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -43,6 +58,33 @@ class RCLRecDiagnosticConfig(RCLRecConfig):
             raise BenchError(f"rclrec: qal_scope '{self.qal_scope}' is not one of all, selection")
         if self.generated_prefix and self.inference_prefix != "same":
             raise BenchError("rclrec: generated_prefix and inference_prefix are two test-time prefixes; set one")
+        if self.backbone not in ("interaction", "token"):
+            raise BenchError(f"rclrec: backbone '{self.backbone}' is not one of interaction, token")
+
+
+class TokenRCLRecNet(RCLRecNet):
+    """RCLRec's network with one encoder token per code and tied output heads (the backbone question).
+    Shapes: B batch, N history items, L semantic levels, d width."""
+
+    def __init__(self, cfg: RCLRecConfig, vocab_sizes: tuple[int, ...], user_cardinalities: list[int]) -> None:
+        super().__init__(cfg, vocab_sizes, user_cardinalities)
+        # The same backbone, behind a code table whose rows are also the output heads (MBGen's T5 head).
+        self.codes = CodeDecoder(self.codes.backbone, vocab_sizes, tied=True)
+
+    def encode(self, codes: torch.Tensor, behaviors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes (B, N, L), behaviors (B, N), mask (B, N) → token states (B, N·L, d), pad (B, N·L); token
+        (n, l) is code l of interaction n plus that interaction's behavior embedding."""
+        b, n, levels = codes.shape
+        x = self.codes.embed_codes(codes) + self.behavior(behaviors.clamp(min=0))[:, :, None]  # (B, N, L, d)
+        pad = (~mask).repeat_interleave(levels, dim=1)
+        return self.codes.backbone.encode(x.reshape(b, n * levels, -1), pad), pad
+
+
+def per_interaction(states: torch.Tensor, pad: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states (B, N·L, d) and pad (B, N·L) → the mean of each interaction's L states (B, N, d) and
+    its pad (B, N): what RCPM scores under the one-token-per-code encoder."""
+    b, t, d = states.shape
+    return states.reshape(b, t // levels, levels, d).mean(dim=2), pad[:, ::levels]
 
 
 def selection_parameters(net: RCLRecNet) -> list[nn.Parameter]:
@@ -70,6 +112,36 @@ def generate_prefix(model: RCLRec, net: RCLRecNet, states: torch.Tensor, pad: to
 class RCLRecDiagnostic(RCLRec):
     Config = RCLRecDiagnosticConfig
     config: RCLRecDiagnosticConfig
+
+    def __init__(self, config: RCLRecDiagnosticConfig, ctx: Context) -> None:
+        super().__init__(config, ctx)
+        if config.backbone == "token":
+            cardinalities = [table.num_embeddings - 1 for table in self.net.user_features]
+            self.net = TokenRCLRecNet(config, self.ids.vocab_sizes, cardinalities).to(ctx.device)
+
+    def theta0_key(self) -> str:
+        """RCLRec's key, and for the token backbone also this file's source: that θ0 is another network."""
+        key = super().theta0_key()
+        if self.config.backbone == "interaction":
+            return key
+        return f"{key}-token-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+
+    def _items_view(self, states: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder output as RCPM and the last-k window read it: per interaction (B, N, ·)."""
+        return per_interaction(states, pad, self.net.levels) if self.config.backbone == "token" else (states, pad)
+
+    def curriculum(
+        self, net: RCLRecNet, h: Histories, states: torch.Tensor, pad: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RCLRec's prefix, scored per interaction (the decoder still reads every token's state)."""
+        return super().curriculum(net, h, *self._items_view(states, pad), items)
+
+    def _test_time_prefix(
+        self, pad: torch.Tensor, items: torch.Tensor, codes: torch.Tensor, slot_pad: torch.Tensor, m: torch.Tensor,
+        index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        item_pad = pad[:, :: self.net.levels] if self.config.backbone == "token" else pad
+        return super()._test_time_prefix(item_pad, items, codes, slot_pad, m, index)
 
     def sft_loss(self, h: Histories, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """The paper's loss, or with ``qal_scope: selection`` a loss of the same value whose gradient is

@@ -1,9 +1,11 @@
-"""RCLRec's diagnostic variants: QAL on the selection module only, and a self-generated prefix."""
+"""RCLRec's diagnostic variants: QAL on the selection module only, a self-generated prefix, and the
+one-token-per-code backbone."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +15,15 @@ from bench.errors import BenchError
 from bench.recommender import Context
 from bench.semantic_ids import SemanticIdConfig
 from rclrec.diagnostics import RCLRecDiagnostic, RCLRecDiagnosticConfig, generate_prefix, selection_parameters
+from rclrec.model import RCLRec, relevance, select_top_k
 from tests.rclrec.test_model import TINY, split  # noqa: F401 - the module's split fixture
 
 CONFIG = RCLRecDiagnosticConfig(**dataclasses.asdict(TINY))
 
 
-def _model(split, **overrides) -> RCLRecDiagnostic:  # noqa: F811
+def _model(split, cache: Path | None = None, **overrides) -> RCLRecDiagnostic:  # noqa: F811
     torch.manual_seed(0)
-    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False,
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False, cache_dir=cache,
                   semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=4))  # fmt: skip
     return RCLRecDiagnostic(dataclasses.replace(CONFIG, **overrides), ctx)
 
@@ -83,8 +86,51 @@ def test_the_generated_prefix_is_used_at_test_time_only(split) -> None:  # noqa:
     assert test_generated.shape == test_plain.shape and not np.array_equal(test_plain, test_generated)
 
 
+def test_the_token_backbone_encodes_one_token_per_code_and_ties_its_heads(split) -> None:  # noqa: F811
+    model = _model(split, backbone="token")
+    net = model.net.eval()
+    h = split.histories(split.test)
+    states, pad, items = model._encode(net, h)
+    levels = net.levels
+    assert states.shape == (len(h), items.shape[1] * levels, CONFIG.d_model)
+    assert torch.equal(pad, (items < 0).repeat_interleave(levels, dim=1))
+    assert net.codes.heads is None  # the token table is the output head
+    assert not any(name.startswith("codes.heads") for name, _ in net.named_parameters())
+    plain = _model(split).net
+    assert plain.codes.heads is not None  # RCLRec's own backbone has per-level heads
+
+
+def test_the_token_backbone_scores_each_interaction_by_its_mean_token_state(split) -> None:  # noqa: F811
+    model = _model(split, backbone="token")
+    net = model.net.eval()
+    h = split.histories(split.test)
+    with torch.no_grad():
+        states, pad, items = model._encode(net, h)
+        _, slot_pad, _, index = model.curriculum(net, h, states, pad, items)
+        b, n = items.shape
+        pooled = states.reshape(b, n, net.levels, -1).mean(dim=2)  # by hand: interaction n's L states
+        users = torch.as_tensor(h.users)
+        p = relevance(net.user_query(users, model.user_feature_codes[users]), pooled, items < 0, CONFIG.tau)
+        expected, expected_pad = select_top_k(p, items < 0, CONFIG.k)
+    assert torch.equal(index, expected) and torch.equal(slot_pad, expected_pad)
+    assert int(index.max()) < n  # positions of interactions, not of tokens
+
+
+def test_only_the_token_backbone_trains_its_own_theta0(split, tmp_path: Path) -> None:  # noqa: F811
+    base = RCLRec(TINY, _model(split).ctx).theta0_key()
+    assert _model(split).theta0_key() == base  # the other variants share RCLRec's θ0
+    token = _model(split, tmp_path, backbone="token")
+    assert token.theta0_key() != base
+    token.fit(split)  # both stages and the test ranking run end to end on the token backbone
+    assert [p.name for p in tmp_path.glob("*.pt")] == [f"{token.theta0_key()}.pt"]
+    ranks = token.rank(split.histories(split.test), split.test.item)
+    assert ranks.shape == (len(split.test.item),) and (ranks >= 1).all()
+
+
 def test_bad_values_are_refused() -> None:
     with pytest.raises(BenchError, match="qal_scope 'encoder'"):
         dataclasses.replace(CONFIG, qal_scope="encoder")
     with pytest.raises(BenchError, match="two test-time prefixes"):
         dataclasses.replace(CONFIG, generated_prefix=True, inference_prefix="recent")
+    with pytest.raises(BenchError, match="backbone 'tokens'"):
+        dataclasses.replace(CONFIG, backbone="tokens")
