@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -159,7 +160,9 @@ def _recbole_trainer(model: Any, batches: int) -> float:
 
     with recbole_compat(), tempfile.TemporaryDirectory() as saved:
         model.recbole_config["checkpoint_dir"] = saved
-        trainer = Trainer(model.recbole_config, model.module)
+        # Its constructor opens a TensorBoard writer in ./log_tensorboard; _train_epoch never writes to it.
+        with mock.patch("recbole.trainer.trainer.get_tensorboard", return_value=None):
+            trainer = Trainer(model.recbole_config, model.module)
         trainer._train_epoch(First(model.recbole_train_data, 1), 0)  # warm-up
         t = time.perf_counter()
         trainer._train_epoch(First(model.recbole_train_data, batches), 1)

@@ -57,6 +57,7 @@ def test_benchmark_train_measures_every_model_it_is_given(tmp_path: Path) -> Non
     for r in rows:
         assert r["seconds_per_batch"] > 0 and r["batches_per_epoch"] > 0 and r["gflops_per_batch"] > 0
     assert rows[0]["recbole_trainer_seconds_per_batch"] > 0 and "vs RecBole trainer" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # RecBole's trainer left no log_tensorboard/ behind
 
 
 def test_the_workers_benchmark_prints_the_ratio_and_checks_the_ranks(tmp_path: Path) -> None:
