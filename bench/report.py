@@ -201,6 +201,18 @@ def _legend(n_targets: int, improvement: bool, reference: str, test: str, capped
 SMOKE = "Smoke profile: these tables check the wiring end to end; their numbers are not results."
 
 
+def mixed_runs(results: list[ModelResults]) -> str | None:
+    """A one-line notice when the runs of one table come from more than one profile (other budgets) or kind
+    of device (GPU kernels are not bit-identical to CPU ones); None when they are all alike."""
+    profiles = sorted({str(t["profile"]) for r in results for t in r.training if t.get("profile")})
+    devices = sorted({str(t["device"]).split(":")[0] for r in results for t in r.training if t.get("device")})
+    if len(profiles) < 2 and len(devices) < 2:
+        return None
+    parts = [f"profiles {', '.join(profiles)}" if len(profiles) > 1 else "", f"devices {', '.join(devices)}" if len(devices) > 1 else ""]
+    return (f"Mixed runs: {'; '.join(p for p in parts if p)}. The Training section says which row ran where; rows of "
+            "different profiles had different budgets and are not comparable.")  # fmt: skip
+
+
 def write_table(
     folder: Path,
     stem: str,
@@ -225,6 +237,7 @@ def write_table(
     sig = significance(results, reference, test)
     display = {r.name: r.display for r in results}
     smoke = "smoke" in {t.get("profile") for r in results for t in r.training}
+    mixed = mixed_runs(results)
     headers = ["Method", *(HEADERS[m] for m in METRICS)]
     n_targets, n_repeat = len(results[0].is_repeat), int(results[0].is_repeat.sum())
     capped = any(r.capped for r in results)
@@ -248,7 +261,8 @@ def write_table(
         ]
         for r in results
     ]
-    md = [f"# {title}", "", *([f"> **{SMOKE}**", ""] if smoke else []), f"Split fingerprint `{fingerprint}`.", "",
+    md = [f"# {title}", "", *([f"> **{SMOKE}**", ""] if smoke else []), *([f"> **{mixed}**", ""] if mixed else []),
+          f"Split fingerprint `{fingerprint}`.", "",
           _github(_cells(results, sig, reference, as_latex=False, improvement=improvement), headers), "",
           _legend(n_targets, improvement, display[reference], test, capped, as_latex=False), ""]  # fmt: skip
     for name, _, cols, rows in companions:
@@ -262,8 +276,8 @@ def write_table(
     if left_out:
         md += ["Left out (another split fingerprint): " + ", ".join(left_out), ""]
 
-    banner = f" ({latex.escape(SMOKE.rstrip('.'))})" if smoke else ""
-    tex = [latex.HEADER, *([f"% {SMOKE}"] if smoke else []), ""]
+    banner = "".join(f" ({latex.escape(note.rstrip('.'))})" for note in (SMOKE if smoke else None, mixed) if note)
+    tex = [latex.HEADER, *([f"% {SMOKE}"] if smoke else []), *([f"% {mixed}"] if mixed else []), ""]
     tex.append(latex.table(
         f"{latex.escape(caption)}{banner}. {_legend(n_targets, improvement, display[reference], test, capped, as_latex=True)}",
         f"tab:{stem}", headers, _cells(results, sig, reference, as_latex=True, improvement=improvement), improvement,
@@ -287,6 +301,7 @@ def write_table(
         "left_out": left_out,
         "failed": failed,
         "smoke": smoke,
+        "mixed": mixed,
     }
     paths = {"md": folder / f"{stem}.md", "tex": folder / f"{stem}.tex", "stats": folder / f"{stem}_stats.json"}
     write_text(paths["md"], "\n".join(md))

@@ -182,6 +182,7 @@ def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str,
            "code are in the README's [Protocol and deviations](../../README.md#protocol-and-deviations).", "",
            f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s) "
            "(where they ran changes no number: the rank files are byte-identical in-process and on any worker).",
+           *([f"- **{mixed}**"] if (mixed := report.mixed_runs(list(found.values()))) else []),
            f"- Ended at the epoch cap (a fairness failure: possibly undertrained): {'; '.join(capped) or 'none'}.",
            f"- Missing: {'; '.join(missing) or 'nothing'}.", ""]  # fmt: skip
     return out

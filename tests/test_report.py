@@ -133,3 +133,18 @@ def test_table2_is_the_parent_and_the_variants_that_extend_it(tmp_path: Path) ->
     assert stats["test"] == "ttest" and set(stats["comparisons"]) == {"no-x"}
     with pytest.raises(BenchError, match="no ablation results of gear"):
         table2(folder, "gear")
+
+
+def test_a_table_of_runs_from_several_profiles_or_devices_says_so(tmp_path: Path) -> None:
+    ranks = np.arange(1, 101, dtype=float)
+    _result(tmp_path / "d", "pop", 0, ranks, profile="cpu", device="cpu")
+    _result(tmp_path / "d", "sasrec", 0, ranks, profile="cpu", device="cpu")
+    alike = table1(tmp_path / "d")
+    assert "Mixed runs" not in alike["md"].read_text() and json.loads(alike["stats"].read_text())["mixed"] is None
+    _result(tmp_path / "d", "rclrec", 0, ranks, profile="paper", device="cuda:0")
+    paths = table1(tmp_path / "d")
+    notice = "Mixed runs: profiles cpu, paper; devices cpu, cuda."
+    assert f"> **{notice}" in paths["md"].read_text()
+    tex = paths["tex"].read_text()
+    assert f"% {notice}" in tex and tex.count("(Mixed runs: profiles cpu, paper; devices cpu, cuda") == 4  # every caption
+    assert json.loads(paths["stats"].read_text())["mixed"].startswith(notice)
