@@ -399,9 +399,12 @@ def dry_run(plan: Plan, workers: int) -> str:
     n_todo = sum(1 for r in rows if r[3].startswith("to "))
     width = max(1, min(workers, n_todo))
     total = sum(todo_seconds)
-    summary = (f"{plan.command}: {len(rows)} job(s), {n_todo} to run on {width} worker(s); expected about "
-               f"{_duration(total / width)} wall ({_duration(total)} of work)"
-               + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
+    if unknown and not todo_seconds:  # nothing to estimate from: say so rather than "about 0 s"
+        expected = f"no estimate yet: none of their models has finished a run here at profile {plan.profile.name}"
+    else:
+        expected = (f"expected about {_duration(total / width)} wall ({_duration(total)} of work)"
+                    + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
+    summary = f"{plan.command}: {len(rows)} job(s), {n_todo} to run on {width} worker(s); {expected}"
     return f"{table}\n\n{summary}\ndry run: nothing was written"
 
 

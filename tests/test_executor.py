@@ -44,6 +44,8 @@ def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     assert "?" in rows["sasrec seed0"]  # never ran here: no estimate
     assert "run: 6 job(s), 4 to run on 2 worker(s)" in result.stdout and "plus 2 job(s) of models that never ran here" in result.stdout
     assert sorted(out.rglob("*")) == before
+    unknown = bench("run", "--models", "sasrec", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
+    assert "run: 1 job(s), 1 to run on 1 worker(s); no estimate yet: none of their models has finished a run here" in unknown.stdout
 
 
 def test_benchmark_train_measures_every_model_it_is_given(tmp_path: Path) -> None:
