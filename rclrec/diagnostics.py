@@ -127,7 +127,7 @@ class RCLRecDiagnostic(RCLRec):
         return f"{key}-token-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
 
     def _items_view(self, states: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The encoder output as RCPM and the last-k window read it: per interaction (B, N, ·)."""
+        """The encoder output as RCPM reads it: per interaction, (B, N, d) and (B, N)."""
         return per_interaction(states, pad, self.net.levels) if self.config.backbone == "token" else (states, pad)
 
     def curriculum(
@@ -140,6 +140,7 @@ class RCLRecDiagnostic(RCLRec):
         self, pad: torch.Tensor, items: torch.Tensor, codes: torch.Tensor, slot_pad: torch.Tensor, m: torch.Tensor,
         index: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """RCLRec's test-time prefix, its last-k window taken over interactions, not tokens."""
         item_pad = pad[:, :: self.net.levels] if self.config.backbone == "token" else pad
         return super()._test_time_prefix(item_pad, items, codes, slot_pad, m, index)
 
