@@ -316,8 +316,10 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
     jobs = []
     for i, (question, variant, name, values) in enumerate(questions):
         e = ctx.configs.model(name)
-        # A variant that changes nothing for this model (λ = its configured λ) is its run, reused when identical.
-        same = name == model and all(getattr(base, k, object()) == v for k, v in values.items())
+        # A variant that changes nothing for its model (λ = RCLRec's configured λ, TIGER on its own codes) is
+        # that model's seed-0 run, reused when one with the same split and config is there.
+        own = base if name == model else ctx.jobs(e, [0])[0].config
+        same = all(getattr(own, k, object()) == v for k, v in values.items())
         jobs += ctx.jobs(e, [0], name=f"diagnosis/{i:02d}-{question.replace(' ', '-')}", display=f"{question}: {variant}",
                          table=False, point=(values, f"diagnose {question}"), reuse=e.name if same else None)  # fmt: skip
     return ctx.plan("diagnose", jobs)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.plan import Request, ablate_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.plan import Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
 
 
 def _select(folder: Path, model: str, selected: dict, trial: str, profile: str = "smoke") -> None:
@@ -77,6 +77,15 @@ def test_sweep_points_are_their_own_results_and_the_default_point_reuses_the_mod
     assert k4.sweep == {"model": "rclrec", "param": "k", "value": 4, "display": "RCLRec"}
     with pytest.raises(BenchError, match="--values 2,x: expected comma-separated int values"):
         sweep_plan(Request(profile="smoke"), "rclrec", "k", "2,x")
+
+
+def test_the_diagnosis_reuses_the_runs_it_would_only_repeat() -> None:
+    jobs = {j.display: j for j in diagnose_plan(Request(profile="smoke")).jobs}
+    assert jobs["reference: as configured"].reuse == "rclrec" and jobs["QAL: λ = 0.1"].reuse == "rclrec"
+    assert jobs["semantic IDs: TIGER on the fitted codes"].reuse == "tiger"  # TIGER as configured
+    assert jobs["QAL: λ = 0"].reuse is None and jobs["semantic IDs: TIGER on random collision-free codes"].reuse is None
+    backbone = jobs["backbone: one encoder token per code and tied output heads, as TIGER and MBGen have"]
+    assert (backbone.model, backbone.reuse, backbone.config.backbone) == ("rclrec-diagnostic", None, "token")
 
 
 def test_bad_requests_fail_before_anything_runs(tmp_path: Path) -> None:
