@@ -278,6 +278,7 @@ def dataset_folder(req: Request) -> Path:
 DIAGNOSTIC_VARIANT = "rclrec-diagnostic"
 """The model entry of RCLRec's subclass with the diagnostic behaviors (rclrec/diagnostics.py)."""
 DIAGNOSTIC_QUESTIONS = (
+    ("fine-tuning", "none: θ0 as pre-trained, decoding from e_pay alone (stage 2 skipped)", {"fine_tune": False}),
     ("QAL", "on the selection module only (the backbone learns from L_SFT alone)", {"qal_scope": "selection"}),
     ("inference reading", "the decoder generates its own k-item prefix, then the target, at test time",
      {"generated_prefix": True}),

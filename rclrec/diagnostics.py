@@ -1,4 +1,4 @@
-"""RCLRec's diagnostic variants (``bench diagnose``): three questions that need behavior the model lacks.
+"""RCLRec's diagnostic variants (``bench diagnose``): four questions that need behavior the model lacks.
 
 One subclass of :class:`~rclrec.model.RCLRec`; each option changes one thing and shares everything else.
 The first two share θ0 as well (its cache key covers ``rclrec/model.py``, not this file); the third
@@ -15,6 +15,9 @@ changes the network, so its θ0 is its own (the key then also covers this file):
   the fine-tuned decoder instead generates its own prefix, k items one after another (each the best
   complete item of a trie-constrained beam search from [e_pay ; items so far]), then the target. L_SFT
   trains every prefix token, so the decoder has learned to write a prefix.
+* **Fine-tuning at all** (``fine_tune: false``). θ0 itself, decoding from [e_pay] alone, as its own
+  validation score is measured: the test of whether stage 2 (any prefix, or none) adds anything to the
+  pre-trained model. Shares θ0; trains nothing.
 * **Backbone** (``backbone: token``). RCLRec's encoder reads one vector per interaction (the sum of its
   item's L code embeddings plus its behavior's) and decodes with per-level heads. TIGER's and MBGen's
   encoders read one token per code, and MBGen ties its output heads to the token table. Here the encoder
@@ -34,10 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.split import Histories
+from bench.data.split import Histories, Split
 from bench.errors import BenchError
 from bench.nn.codegen import CodeDecoder
-from bench.recommender import Context
+from bench.recommender import Context, FitReport
 from bench.training import autocast
 from rclrec.model import RCLRec, RCLRecConfig, RCLRecNet
 
@@ -48,6 +51,8 @@ class RCLRecDiagnosticConfig(RCLRecConfig):
     """``all``: the paper's λ·L_qual on every parameter; ``selection``: on the selection module only."""
     generated_prefix: bool = False
     """At test time only (never at validation): the decoder generates its own k-item prefix."""
+    fine_tune: bool = True
+    """``false``: stop after stage 1 and test θ0 as it is, decoding from [e_pay] alone."""
     backbone: str = "interaction"
     """``interaction``: RCLRec's encoder (one vector per interaction, per-level heads); ``token``: one token
     per code and tied heads, as TIGER and MBGen have."""
@@ -118,6 +123,12 @@ class RCLRecDiagnostic(RCLRec):
         if config.backbone == "token":
             cardinalities = [table.num_embeddings - 1 for table in self.net.user_features]
             self.net = TokenRCLRecNet(config, self.ids.vocab_sizes, cardinalities).to(ctx.device)
+
+    def _fit(self, split: Split) -> FitReport:
+        """Both stages, or with ``fine_tune: false`` stage 1 only: θ0 (trained or cached) and its record."""
+        if self.config.fine_tune:
+            return super()._fit(split)
+        return self.pretrain(split)  # leaves stage = "pretrain": decoding from [e_pay] alone
 
     def theta0_key(self) -> str:
         """RCLRec's key, and for the token backbone also this file's source: that θ0 is another network."""

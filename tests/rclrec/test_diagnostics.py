@@ -127,6 +127,20 @@ def test_only_the_token_backbone_trains_its_own_theta0(split, tmp_path: Path) ->
     assert ranks.shape == (len(split.test.item),) and (ranks >= 1).all()
 
 
+def test_without_fine_tuning_the_model_is_theta0_decoding_from_e_pay(split, tmp_path: Path) -> None:  # noqa: F811
+    full, bare = _model(split, tmp_path), _model(split, tmp_path, fine_tune=False)
+    full.fit(split)
+    report = bare.fit(split)  # θ0 from the cache the full model wrote: nothing trains
+    assert report.extra["theta0"] == "cached" and bare.stage == "pretrain"
+    assert all(torch.equal(a, b) for a, b in zip(bare.net.state_dict().values(), full.theta0.state_dict().values()))
+    h = split.histories(split.test)
+    states, pad, _ = bare._encode(bare.net.eval(), h)
+    start, start_pad = bare._decoder_start(bare.net, len(h), None, None, None)
+    expected, _ = bare.net.codes.generate(states, pad, start, bare.trie, bare.beam_width, 10, start_pad=start_pad)
+    assert np.array_equal(bare.recommend(h, 10), expected.numpy())
+    assert not np.array_equal(full.recommend(h, 10), expected.numpy())  # the fine-tuned model decodes otherwise
+
+
 def test_bad_values_are_refused() -> None:
     with pytest.raises(BenchError, match="qal_scope 'encoder'"):
         dataclasses.replace(CONFIG, qal_scope="encoder")
