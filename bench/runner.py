@@ -35,7 +35,7 @@ from bench.hashing import config_hash
 from bench.io import atomic_path, result_files, write_json, write_npz, write_text
 from bench.metrics import summarize
 from bench.plan import Job, Plan
-from bench.provenance import hardware, versions
+from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
 from bench.training import capped_stages, earlier_work
@@ -147,6 +147,7 @@ def run(
     ``wait=False``, stop with a one-line error) and then skip what it finished. The jobs run here
     (``workers=1``) or on Dask distributed (:mod:`bench.executor`); the results are the same either way.
     """
+    commit()  # read once now: a long command records the code it started with, not a later checkout's
     split, path, saved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
     device = device or default_device()
     torch.set_num_threads(plan.profile.threads)
