@@ -147,7 +147,6 @@ def run(
     ``wait=False``, stop with a one-line error) and then skip what it finished. The jobs run here
     (``workers=1``) or on Dask distributed (:mod:`bench.executor`); the results are the same either way.
     """
-    commit()  # read once now: a long command records the code it started with, not a later checkout's
     split, path, saved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
     device = device or default_device()
     torch.set_num_threads(plan.profile.threads)
@@ -164,6 +163,7 @@ def run(
 def run_one(plan: Plan, job: Job, expected: str, split: Split, device: torch.device, progress: bool, echo: bool) -> Outcome:
     """One job, wherever it runs: its result files, or its failure record; the lines it has to say are
     printed (``echo``) or handed back to the driver."""
+    commit()  # read (once per process) before training: a long job records the code it ran, not a later checkout's
     lines: list[str] = []
     tell = say if echo else lines.append
     try:
