@@ -208,8 +208,8 @@ def mixed_runs(results: list[ModelResults]) -> str | None:
     devices = sorted({str(t["device"]).split(":")[0] for r in results for t in r.training if t.get("device")})
     if len(profiles) < 2 and len(devices) < 2:
         return None
-    parts = [f"profiles {', '.join(profiles)}" if len(profiles) > 1 else "", f"devices {', '.join(devices)}" if len(devices) > 1 else ""]
-    return (f"Mixed runs: {'; '.join(p for p in parts if p)}. The Training section says which row ran where; rows of "
+    parts = [f"{kind} {', '.join(values)}" for kind, values in (("profiles", profiles), ("devices", devices)) if len(values) > 1]
+    return (f"Mixed runs: {'; '.join(parts)}. The Training section says which row ran where; rows of "
             "different profiles had different budgets and are not comparable.")  # fmt: skip
 
 

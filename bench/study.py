@@ -54,9 +54,8 @@ def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = No
     trained = tuned if dry_run else selected
     out.append(("Table 1 models, tuned", run_plan(later, trained) if trained else None, note))
     has_rclrec = "rclrec" in trained
-    if "rclrec" not in tuned:
-        note = "rclrec is not among --models"
-    out.append(("ablations, tuned", ablate_plan(later, "rclrec") if has_rclrec else None, note if not has_rclrec else ""))
+    why_not = "" if has_rclrec else note if "rclrec" in tuned else "rclrec is not among --models"
+    out.append(("ablations, tuned", ablate_plan(later, "rclrec") if has_rclrec else None, why_not))
     out.append(("curriculum-length sweep", sweep_plan(later, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
     return out
 

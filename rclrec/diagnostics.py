@@ -1,8 +1,8 @@
 """RCLRec's diagnostic variants (``bench diagnose``): four questions that need behavior the model lacks.
 
 One subclass of :class:`~rclrec.model.RCLRec`; each option changes one thing and shares everything else.
-The first two share θ0 as well (its cache key covers ``rclrec/model.py``, not this file); the third
-changes the network, so its θ0 is its own (the key then also covers this file):
+All but the backbone share θ0 as well (its cache key covers ``rclrec/model.py``, not this file); the
+backbone changes the network, so its θ0 is its own (the key then also covers this file):
 
 * **QAL on the selection module only** (``qal_scope: selection``). In the paper, λ·L_qual's gradient
   reaches every parameter on the path from the prefix mask to the target's likelihood: the selection
@@ -85,11 +85,16 @@ class TokenRCLRecNet(RCLRecNet):
         return self.codes.backbone.encode(x.reshape(b, n * levels, -1), pad), pad
 
 
+def interaction_pad(pad: torch.Tensor, levels: int) -> torch.Tensor:
+    """Token pad (B, N·L) → interaction pad (B, N): an interaction's L tokens are padded together."""
+    return pad[:, ::levels]
+
+
 def per_interaction(states: torch.Tensor, pad: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token states (B, N·L, d) and pad (B, N·L) → the mean of each interaction's L states (B, N, d) and
     its pad (B, N): what RCPM scores under the one-token-per-code encoder."""
     b, t, d = states.shape
-    return states.reshape(b, t // levels, levels, d).mean(dim=2), pad[:, ::levels]
+    return states.reshape(b, t // levels, levels, d).mean(dim=2), interaction_pad(pad, levels)
 
 
 def selection_parameters(net: RCLRecNet) -> list[nn.Parameter]:
@@ -152,7 +157,7 @@ class RCLRecDiagnostic(RCLRec):
         index: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """RCLRec's test-time prefix, its last-k window taken over interactions, not tokens."""
-        item_pad = pad[:, :: self.net.levels] if self.config.backbone == "token" else pad
+        item_pad = interaction_pad(pad, self.net.levels) if self.config.backbone == "token" else pad
         return super()._test_time_prefix(item_pad, items, codes, slot_pad, m, index)
 
     def sft_loss(self, h: Histories, target: torch.Tensor) -> dict[str, torch.Tensor]:
