@@ -24,10 +24,14 @@ from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
 from bench.metrics import METRICS, per_target
 from bench.stats.comparison import Comparison, compare
-from bench.training import capped_stages
+from bench.training import capped_stages, from_scratch_seconds
 
 ALPHA = 0.05
 HEADERS = {"recall@5": "Recall@5", "recall@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
+
+THETA0_SECONDS = ("Train s of an RCLRec run include its pre-training (θ0), whether it trained θ0 or read it from the "
+                  "cache: its variants share one θ0 per seed, so their seconds overlap.")
+
 
 @dataclass(frozen=True)
 class ModelResults:
@@ -95,7 +99,7 @@ def collect(folder: Path, include: Callable[[dict[str, Any]], bool]) -> tuple[li
                 per_seed=[r["metrics"] for _, r in items],
                 per_target={m: np.mean([s[m] for s in stacked], axis=0) for m in METRICS},
                 is_repeat=arrays[0]["is_repeat"].astype(bool),
-                training=[_training(r) for _, r in items],
+                training=[training_record(r) for _, r in items],
             )
         )
     results.sort(key=lambda r: (r.order, r.display, r.name))
@@ -112,17 +116,26 @@ def failures(folder: Path, include: Callable[[dict[str, Any]], bool]) -> list[di
     return out
 
 
-def _training(result: dict[str, Any]) -> dict[str, Any]:
+def training_record(result: dict[str, Any]) -> dict[str, Any]:
     extra = result.get("fit_extra") or {}
     return {
         "best_epoch": result.get("best_epoch", 0) + 1 if "epochs_run" in extra else None,
         "epochs_run": extra.get("epochs_run"),
         "epoch_cap": extra.get("epoch_cap"),
-        "train_seconds": result.get("train_seconds"),
+        "train_seconds": from_scratch_seconds(result) if "train_seconds" in result else None,
         "device": result.get("device"),
         "profile": result.get("profile"),
         "capped": capped_stages(result.get("best_epoch", 0), extra),
+        "pretrained": "pretrain" in extra,
+        "pretrain_epochs": _pretrain_epochs(extra.get("pretrain")),
     }
+
+
+def _pretrain_epochs(pre: Any) -> str | None:
+    """RCLRec's stage 1 as "best/run/cap" (None for a model with one stage)."""
+    if not isinstance(pre, dict) or "epochs_run" not in pre.get("extra", {}):
+        return None
+    return f"{pre['best_epoch'] + 1}/{pre['extra']['epochs_run']}/{pre['extra'].get('epoch_cap') or '–'}"
 
 
 def significance(results: list[ModelResults], reference: str, test: str) -> dict[str, dict[str, Comparison]]:
@@ -141,9 +154,17 @@ def breakdown_row(r: ModelResults) -> list[str]:
                          for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))]  # fmt: skip
 
 
-def epochs_cell(r: ModelResults) -> str:
-    """Best/run/cap epochs of each seed ("–" for a model without epochs)."""
-    return " ".join("–" if t["best_epoch"] is None else f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}" for t in r.training)
+def epochs_cell(training: list[dict[str, Any]]) -> str:
+    """Best/run/cap epochs of each seed's :func:`training_record` ("–" for a model without epochs); for RCLRec "θ0 B/R/C + B/R/C",
+    its pre-training then its fine-tuning."""
+
+    def one(t: dict[str, Any]) -> str:
+        if t["best_epoch"] is None:
+            return "–"
+        own = f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}"
+        return f"θ0 {t['pretrain_epochs']} + {own}" if t["pretrain_epochs"] else own
+
+    return ("; " if any(t["pretrain_epochs"] for t in training) else " ").join(one(t) for t in training)
 
 
 def _cells(results: list[ModelResults], sig: dict, reference: str, as_latex: bool, improvement: bool = True) -> list[list[str]]:
@@ -254,7 +275,7 @@ def write_table(
     training_rows = [
         [
             r.display,
-            epochs_cell(r),
+            epochs_cell(r.training),
             f"{np.mean([t['train_seconds'] or 0.0 for t in r.training]):.0f}",
             ", ".join(sorted({str(t["device"]) for t in r.training})),
             "; ".join(r.capped) or "–",
@@ -269,6 +290,8 @@ def write_table(
         md += _section(name, rows, cols)
     md += _section("Training", training_rows,
                    ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"])  # fmt: skip
+    if any(t["pretrained"] for r in results for t in r.training):
+        md += [THETA0_SECONDS, ""]
     failed = failures(folder, include)
     if failed:
         md += ["Failed runs (no result, so not in the table): "

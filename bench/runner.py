@@ -38,7 +38,7 @@ from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
-from bench.training import capped_stages, earlier_work
+from bench.training import capped_stages, earlier_work, from_scratch_seconds
 
 
 def say(message: str) -> None:
@@ -367,15 +367,20 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
 def dry_run(plan: Plan, workers: int) -> str:
     """The plan as a table — each job, what a run would do with it, and its expected time — without
     writing anything. Times come from finished runs of the same model class at the same profile in this
-    results dir (their median training + evaluation seconds); a model that never ran here shows '?'."""
+    results dir (their median training + evaluation seconds, counted from scratch: an RCLRec job's include
+    θ0's pre-training, so jobs that will share one θ0 are overestimated); a model that never ran here shows '?'."""
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
     earlier: dict[tuple[str, str], list[float]] = {}
+    staged: set[tuple[str, str]] = set()  # the classes whose runs have a first stage that other jobs may share
     for f in result_files(plan.results_dir, "*/**/"):
         r = json.loads(f.read_text())
-        earlier.setdefault((r.get("class", ""), r.get("profile", "")), []).append(r["train_seconds"] + r.get("eval_seconds", 0.0))
-    rows, todo_seconds, unknown = [], [], 0
+        key = (r.get("class", ""), r.get("profile", ""))
+        earlier.setdefault(key, []).append(from_scratch_seconds(r) + r.get("eval_seconds", 0.0))
+        if "pretrain" in (r.get("fit_extra") or {}):
+            staged.add(key)
+    rows, todo_seconds, unknown, shared_stage = [], [], 0, False
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         checkpoint = checkpoint_path(path, split.fingerprint, expected)
@@ -394,6 +399,7 @@ def dry_run(plan: Plan, workers: int) -> str:
                 unknown += 1
             else:
                 todo_seconds.append(estimate)
+                shared_stage |= (job.target, plan.profile.name) in staged
         rows.append([job.label, job.display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()) or "–", status,
                      "?" if estimate is None else _duration(estimate)])  # fmt: skip
     table = tabulate(rows, headers=["job", "display", "overrides", "status", "expected"], tablefmt="simple")
@@ -406,6 +412,8 @@ def dry_run(plan: Plan, workers: int) -> str:
         expected = (f"expected about {_duration(total / width)} wall ({_duration(total)} of work)"
                     + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
     summary = f"{plan.command}: {len(rows)} job(s), {n_todo} to run on {width} worker(s); {expected}"
+    if shared_stage:
+        summary += "\n(an RCLRec job's time includes its pre-training, which the jobs of one seed and stage-1 config share)"
     return f"{table}\n\n{summary}\ndry run: nothing was written"
 
 

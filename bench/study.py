@@ -109,6 +109,7 @@ def write(folder: Path, req: Request) -> Path:
         "table2": _safe(lambda: report.table2(folder, "rclrec", test), None),
         "figure3": _safe(lambda: figure.figure3(folder, "rclrec", "k", [int(v) for v in K_VALUES.split(",")]), None),
         "training": _safe(lambda: figure.training_curves(folder), None),
+        "tuning": {"md": tuning.write_summary(folder)} if any(folder.glob("tuning/*.json")) else None,
     }
     t1 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table1")[0], [])
     t2 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table2" or r["model"] == "rclrec")[0], [])
@@ -130,6 +131,7 @@ def write(folder: Path, req: Request) -> Path:
                        headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
     lines += _floor_section(t1, test)
+    lines += _tuning_section(req)
     diagnosis = folder / "diagnosis.md"
     if diagnosis.exists():  # its own heading becomes a section of this report
         lines += ["## Diagnosis", "", *diagnosis.read_text().split("\n", 2)[2:], ""]
@@ -204,13 +206,50 @@ def _floor_section(t1: list[report.ModelResults], test: str) -> list[str]:
 
 
 def _training_section(results: list[report.ModelResults], curves: dict[str, Path] | None) -> list[str]:
-    rows = [[r.display, report.epochs_cell(r),
+    rows = [[r.display, report.epochs_cell(r.training),
              f"{sum(t['train_seconds'] or 0.0 for t in r.training):.0f}", ", ".join(sorted({str(t['device']) for t in r.training}))]
             for r in results]  # fmt: skip
     out = ["## Training", ""]
     if curves:
         out += [f"![validation NDCG@10 per epoch]({curves['png'].name})", ""]
     out += [tabulate(rows, headers=["model", "best/run/cap epochs per seed", "train s (all seeds)", "device"], tablefmt="github"), ""]
+    if any(t["pretrained"] for r in results for t in r.training):
+        out += [report.THETA0_SECONDS, ""]
+    return out
+
+
+def _tuning_section(req: Request) -> list[str]:
+    """Every grid point finished so far (seed 0): its validation NDCG@10, the criterion (test metrics are never
+    looked at), its epochs and seconds, and the point selected once a model's whole grid has finished."""
+    plan = plans(req, dry_run=True)[1][1]
+    if plan is None:
+        return []
+    configs = Configs(req.config_dirs)
+    grids: dict[str, list[Any]] = {}
+    for job in plan.jobs:
+        grids.setdefault(job.model, []).append(job)
+    rows, counts = [], []
+    for model, jobs in grids.items():
+        display = configs.model(model).display
+        chosen = selection_path(plan.folder, model)
+        chosen_trial = json.loads(chosen.read_text())["selected_trial"] if chosen.exists() else None
+        done = [(job, json.loads(path.read_text())) for job in jobs if (path := plan.json_path(job)).exists()]
+        counts.append(f"{display} {len(done)}/{len(jobs)}")
+        for job, r in done:
+            record, extra = report.training_record(r), r.get("fit_extra") or {}
+            notes = [f"ended at the cap: {stage}" for stage in record["capped"]]
+            if extra.get("sft_below_theta0"):
+                notes.append(f"fine-tuning below θ0 ({100 * r['valid_ndcg@10']:.2f} < {100 * extra['theta0_valid_ndcg10']:.2f})")
+            rows.append([display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()), f"{100 * r['valid_ndcg@10']:.2f}",
+                         report.epochs_cell([record]), f"{record['train_seconds']:.0f}", "; ".join(notes) or "–",
+                         "✓" if job.name == chosen_trial else ""])  # fmt: skip
+    sizes = " or ".join(str(n) for n in sorted({len(jobs) for jobs in grids.values()}))
+    out = ["## Tuning", "", f"The equal budget: every model's grid of {sizes} points, seed 0, "
+           "selected on validation NDCG@10 (%) of the conversion targets; test metrics are never looked at. A model's "
+           f"point is selected once its whole grid has finished. Points finished: {', '.join(counts)}.", ""]  # fmt: skip
+    if rows:
+        out += [tabulate(rows, headers=["model", "point", "valid N@10", "best/run/cap epochs", "train s", "notes", "selected"],
+                         tablefmt="github", disable_numparse=True), ""]  # fmt: skip
     return out
 
 

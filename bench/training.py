@@ -209,6 +209,17 @@ def earlier_work(extra: Mapping[str, Any]) -> tuple[float, int]:
     return seconds, resumes
 
 
+def from_scratch_seconds(result: Mapping[str, Any]) -> float:
+    """A finished run's training seconds as if nothing had been cached: its own ``train_seconds`` plus, for
+    an RCLRec run that read θ0 from the cache, the seconds that θ0's pre-training took (its variants, sweep
+    points and tuning trials of one seed and stage-1 config share that θ0, so it counts once per run)."""
+    seconds = float(result.get("train_seconds") or 0.0)
+    pre = (result.get("fit_extra") or {}).get("pretrain")
+    if isinstance(pre, Mapping) and pre.get("extra", {}).get("theta0") == "cached":
+        seconds += float(pre["extra"].get("train_seconds", 0.0))
+    return seconds
+
+
 def capped_stages(best_epoch: int, extra: Mapping[str, Any]) -> list[str]:
     """The training stages of one run (its result's ``best_epoch`` and ``fit_extra``) that ended at their
     epoch cap instead of by early stopping, as "best epoch B of C" (RCLRec's first stage, reported under

@@ -148,3 +148,21 @@ def test_a_table_of_runs_from_several_profiles_or_devices_says_so(tmp_path: Path
     tex = paths["tex"].read_text()
     assert f"% {notice}" in tex and tex.count("(Mixed runs: profiles cpu, paper; devices cpu, cuda") == 4  # every caption
     assert json.loads(paths["stats"].read_text())["mixed"].startswith(notice)
+
+
+def test_an_rclrec_run_counts_its_pretraining_in_epochs_and_seconds(tmp_path: Path) -> None:
+    """A run that read θ0 from the cache trained only stage 2 itself (12 s), but producing it took θ0's 600 s
+    too: the Training table shows both stages' epochs and the seconds from scratch, and says θ0 is shared."""
+    ranks = np.arange(1, 101, dtype=float)
+    pre = {"best_epoch": 96, "extra": {"epochs_run": 107, "epoch_cap": 300, "ended_at_cap": False, "theta0": "cached", "train_seconds": 600.0}}
+    sft = {"epochs_run": 11, "epoch_cap": 300, "ended_at_cap": False, "pretrain": pre}
+    _result(tmp_path / "d", "rclrec", 0, ranks, best_epoch=0, fit_extra=sft, train_seconds=12.0, device="cpu")
+    trained = {**sft, "pretrain": {**pre, "extra": {**pre["extra"], "theta0": "trained"}}}
+    _result(tmp_path / "d", "rclrec", 1, ranks, best_epoch=0, fit_extra=trained, train_seconds=612.0, device="cpu")
+    _result(tmp_path / "d", "mbgen", 0, ranks, best_epoch=8, fit_extra={"epochs_run": 12, "epoch_cap": 20}, train_seconds=4.0, device="cpu")
+    md = table1(tmp_path / "d")["md"].read_text()
+    training = {cells[0]: cells[1:] for line in md.split("## Training")[1].splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}  # fmt: skip
+    assert training["RCLRec"][:2] == ["θ0 97/107/300 + 1/11/300; θ0 97/107/300 + 1/11/300", "612"]  # both seeds 612 s
+    assert training["MBGen"][:2] == ["9/12/20", "4"]
+    assert "include its pre-training (θ0)" in md

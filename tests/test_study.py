@@ -62,3 +62,27 @@ def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_mis
     assert "Table 1 models, tuned: 7 job(s) missing" in missing, missing  # RCLRec's tuned run is there
     bad = bench("study", "--models", "rclrec,nosuch", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "nosuch" in bad.stderr
+
+
+def test_the_report_lists_every_finished_grid_point_before_the_grid_is_complete(tmp_path: Path) -> None:
+    """One of RCLRec's four points is finished: REPORT.md's Tuning section shows it (criterion, both stages'
+    epochs, the note that fine-tuning never beat θ0) and selects nothing yet."""
+    from bench import study
+    from bench.plan import Request, tune_plan
+
+    req = Request(dataset="synthetic", profile="smoke", results_dir=tmp_path / "r")
+    plan = tune_plan(req, ["rclrec"])
+    job = plan.jobs[1]
+    extra = {"epochs_run": 3, "epoch_cap": 3, "ended_at_cap": True, "sft_below_theta0": True, "theta0_valid_ndcg10": 0.5,
+             "pretrain": {"best_epoch": 1, "extra": {"epochs_run": 2, "epoch_cap": 9, "theta0": "trained"}}}  # fmt: skip
+    plan.json_path(job).parent.mkdir(parents=True)
+    plan.json_path(job).write_text(json.dumps({"model": job.name, "seed": 0, "valid_ndcg@10": 0.25, "best_epoch": 2,
+                                               "train_seconds": 7.0, "fit_extra": extra}))  # fmt: skip
+    section = study._tuning_section(req)
+    text = "\n".join(section)
+    assert "RCLRec 1/4" in text and "SASRec 0/4" in text
+    row = next(line for line in text.splitlines() if line.startswith("| RCLRec"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    point = ", ".join(f"{k}={v}" for k, v in job.overrides.items())
+    assert cells == ["RCLRec", point, "25.00", "θ0 2/2/9 + 3/3/3", "7",
+                     "ended at the cap: best epoch 3 of 3; fine-tuning below θ0 (25.00 < 50.00)", ""]  # fmt: skip
