@@ -282,6 +282,7 @@ DIAGNOSTIC_QUESTIONS = (
     ("QAL", "on the selection module only (the backbone learns from L_SFT alone)", {"qal_scope": "selection"}),
     ("inference reading", "the decoder generates its own k-item prefix, then the target, at test time",
      {"generated_prefix": True}),
+    *[("fine-tuning", f"stage 2 at {scale:g}× the learning rate", {"sft_lr_scale": scale}) for scale in (0.1, 0.01)],
 )  # fmt: skip
 DIAGNOSTIC_BACKBONE = ("backbone", "one encoder token per code and tied output heads, as TIGER and MBGen have",
                        {"backbone": "token"})  # fmt: skip

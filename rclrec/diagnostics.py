@@ -1,4 +1,4 @@
-"""RCLRec's diagnostic variants (``bench diagnose``): four questions that need behavior the model lacks.
+"""RCLRec's diagnostic variants (``bench diagnose``): five questions that need behavior the model lacks.
 
 One subclass of :class:`~rclrec.model.RCLRec`; each option changes one thing and shares everything else.
 All but the backbone share θ0 as well (its cache key covers ``rclrec/model.py``, not this file); the
@@ -18,6 +18,10 @@ backbone changes the network, so its θ0 is its own (the key then also covers th
 * **Fine-tuning at all** (``fine_tune: false``). θ0 itself, decoding from [e_pay] alone, as its own
   validation score is measured: the test of whether stage 2 (any prefix, or none) adds anything to the
   pre-trained model. Shares θ0; trains nothing.
+* **Fine-tuning learning rate** (``sft_lr_scale``). The paper gives no learning rate for stage 2; this
+  project fine-tunes at stage 1's (the grid's ``learning_rate`` sets both). Here stage 2 runs at 0.1× and
+  0.01× of it. If a gentler stage 2 beats θ0 where the configured one does not, the recipe explains the
+  gap, not the curriculum. Shares θ0.
 * **Backbone** (``backbone: token``). RCLRec's encoder reads one vector per interaction (the sum of its
   item's L code embeddings plus its behavior's) and decodes with per-level heads. TIGER's and MBGen's
   encoders read one token per code, and MBGen ties its output heads to the token table. Here the encoder
@@ -29,9 +33,11 @@ backbone changes the network, so its θ0 is its own (the key then also covers th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +62,8 @@ class RCLRecDiagnosticConfig(RCLRecConfig):
     backbone: str = "interaction"
     """``interaction``: RCLRec's encoder (one vector per interaction, per-level heads); ``token``: one token
     per code and tied heads, as TIGER and MBGen have."""
+    sft_lr_scale: float = 1.0
+    """Stage 2's learning rate as a multiple of ``learning_rate`` (stage 1 keeps it, so θ0 is shared)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +73,8 @@ class RCLRecDiagnosticConfig(RCLRecConfig):
             raise BenchError("rclrec: generated_prefix and inference_prefix are two test-time prefixes; set one")
         if self.backbone not in ("interaction", "token"):
             raise BenchError(f"rclrec: backbone '{self.backbone}' is not one of interaction, token")
+        if not self.sft_lr_scale > 0:
+            raise BenchError(f"rclrec: sft_lr_scale = {self.sft_lr_scale} must be > 0")
 
 
 class TokenRCLRecNet(RCLRecNet):
@@ -134,6 +144,19 @@ class RCLRecDiagnostic(RCLRec):
         if self.config.fine_tune:
             return super()._fit(split)
         return self.pretrain(split)  # leaves stage = "pretrain": decoding from [e_pay] alone
+
+    def _loop(self, *args: Any, **kwargs: Any) -> FitReport:
+        """A stage as :class:`RCLRec` trains it; stage 2 at ``sft_lr_scale`` × the learning rate. The stage's
+        optimizer reads the config, so the config is swapped for the stage's duration (model.py stays as it
+        is: its source is part of θ0's cache key)."""
+        if self.stage != "sft" or self.config.sft_lr_scale == 1.0:
+            return super()._loop(*args, **kwargs)
+        configured = self.config
+        self.config = dataclasses.replace(configured, learning_rate=configured.learning_rate * configured.sft_lr_scale)
+        try:
+            return super()._loop(*args, **kwargs)
+        finally:
+            self.config = configured
 
     def theta0_key(self) -> str:
         """RCLRec's key, and for the token backbone also this file's source: that θ0 is another network."""

@@ -41,7 +41,7 @@ def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) ->
     for q in ("reference", "budget", "selection", "QAL", "fine-tuning", "semantic IDs", "backbone", "inference reading"):
         assert q in questions
     ran = {r["variant"]: r for r in records if "metrics" in r}
-    assert len(ran) == 15 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
+    assert len(ran) == 17 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
     assert {r["question"] for r in records if "metrics" in r} == set(questions)  # every question answered
     assert not (folder / "table1.md").exists()  # never mixed into the tables
     assert "| backbone" in (folder / "diagnosis.md").read_text()

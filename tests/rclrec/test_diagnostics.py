@@ -148,3 +148,21 @@ def test_bad_values_are_refused() -> None:
         dataclasses.replace(CONFIG, generated_prefix=True, inference_prefix="recent")
     with pytest.raises(BenchError, match="backbone 'tokens'"):
         dataclasses.replace(CONFIG, backbone="tokens")
+    with pytest.raises(BenchError, match="sft_lr_scale = 0"):
+        dataclasses.replace(CONFIG, sft_lr_scale=0.0)
+
+
+def test_a_gentler_fine_tuning_shares_theta0_and_steps_stage_2_only_at_the_scaled_rate(split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811,E501
+    rates: list[tuple[str, float]] = []
+    real = torch.optim.AdamW
+
+    def recording(params, lr: float, **kw):  # noqa: ANN001, ANN202
+        rates.append((model.stage, lr))
+        return real(params, lr=lr, **kw)
+
+    model = _model(split, tmp_path, sft_lr_scale=0.1)
+    assert model.theta0_key() == _model(split).theta0_key()  # stage 1 is RCLRec's: the same θ0
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    model.fit(split)
+    assert rates == [("pretrain", CONFIG.learning_rate), ("sft", pytest.approx(0.1 * CONFIG.learning_rate))]
+    assert model.config.learning_rate == CONFIG.learning_rate  # the configured value is back after stage 2
