@@ -22,7 +22,7 @@ def write(plan: Plan) -> dict[str, Path]:
         path = plan.json_path(job)
         question, variant = job.display.split(": ", 1)
         if not path.exists():
-            rows.append([question, variant, "–", "–", "–", "–", "missing (failed or not run)"])
+            rows.append([question, variant, "–", "–", "–", "–", "–", "missing (failed or not run)"])
             records.append({"question": question, "variant": variant, "status": "missing"})
             continue
         r = json.loads(path.read_text())
@@ -39,15 +39,17 @@ def write(plan: Plan) -> dict[str, Path]:
                 if "prefix_hit_share" in gen else "–")  # fmt: skip
         capped = "ended at its cap" if (r.get("fit_extra") or {}).get("ended_at_cap") else ""
         rows.append([question, variant, f"{100 * r['metrics']['recall@10']:.2f}", f"{100 * r['metrics']['ndcg@10']:.2f}",
-                     delta, hits, capped])  # fmt: skip
+                     delta, f"{100 * r['valid_ndcg@10']:.2f}", hits, capped])  # fmt: skip
         records.append({"question": question, "variant": variant, "metrics": r["metrics"], "generation": gen, "job": job.name})
-    headers = ["question", "variant", "R@10", "N@10", "Δ N@10 vs reference [95% CI]", "target in prefix / in last k", "note"]
+    headers = ["question", "variant", "R@10", "N@10", "Δ N@10 vs reference [95% CI]", "valid N@10", "target in prefix / in last k", "note"]
     text = "\n".join([
         f"# Diagnosis of RCLRec on {plan.folder.name} (seed 0, profile {plan.profile.name})", "",
         "Each variant against the model as configured; Δ in points with a 95% paired bootstrap CI over targets. "
         "\"Target in prefix / in last k\": the share of test targets among the items RCPM selected, and among the "
-        "k most recent. The oracle row leaks the target by design: it bounds what a perfect selection could give.", "",
-        tabulate(rows, headers=headers, tablefmt="github"), "",
+        "k most recent. \"Valid N@10\": the criterion early stopping kept (for RCLRec, fine-tuning's best epoch; θ0's "
+        "own score is the row without fine-tuning). The oracle row leaks the target by design: it bounds what a "
+        "perfect selection could give.", "",
+        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
     ])  # fmt: skip
     paths = {"md": plan.folder / "diagnosis.md", "json": plan.folder / "diagnosis.json"}
     write_text(paths["md"], text)

@@ -44,7 +44,13 @@ def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) ->
     assert len(ran) == 17 and 0 <= ran["as configured"]["generation"]["prefix_hit_share"] <= 1
     assert {r["question"] for r in records if "metrics" in r} == set(questions)  # every question answered
     assert not (folder / "table1.md").exists()  # never mixed into the tables
-    assert "| backbone" in (folder / "diagnosis.md").read_text()
+    md = (folder / "diagnosis.md").read_text()
+    assert "| backbone" in md
+    # θ0's own validation score is the row without fine-tuning: the reference's fine-tuning is measured against it
+    header, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| ")]
+    none = next(r for r in rows if r[1].startswith("none"))
+    reference = json.loads((folder / "diagnosis" / "00-reference" / "seed0.json").read_text())
+    assert none[header.index("valid N@10")] == f"{100 * reference['fit_extra']['theta0_valid_ndcg10']:.2f}"
 
 
 def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_missing(tmp_path: Path) -> None:
