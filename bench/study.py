@@ -244,9 +244,10 @@ def _tuning_section(req: Request) -> list[str]:
                          report.epochs_cell([record]), f"{record['train_seconds']:.0f}", "; ".join(notes) or "–",
                          "✓" if job.name == chosen_trial else ""])  # fmt: skip
     sizes = " or ".join(str(n) for n in sorted({len(jobs) for jobs in grids.values()}))
-    out = ["## Tuning", "", f"The equal budget: every model's grid of {sizes} points, seed 0, "
-           "selected on validation NDCG@10 (%) of the conversion targets; test metrics are never looked at. A model's "
-           f"point is selected once its whole grid has finished. Points finished: {', '.join(counts)}.", ""]  # fmt: skip
+    intro = (f"The equal budget: every model's grid of {sizes} points, seed 0, selected on validation NDCG@10 (%) of "
+             "the conversion targets; test metrics are never looked at. A model's point is selected once its whole grid "
+             f"has finished. Points finished: {', '.join(counts)}.")  # fmt: skip
+    out = ["## Tuning", "", intro, ""]
     if rows:
         out += [tabulate(rows, headers=["model", "point", "valid N@10", "best/run/cap epochs", "train s", "notes", "selected"],
                          tablefmt="github", disable_numparse=True), ""]  # fmt: skip

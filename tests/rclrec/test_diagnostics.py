@@ -152,11 +152,13 @@ def test_bad_values_are_refused() -> None:
         dataclasses.replace(CONFIG, sft_lr_scale=0.0)
 
 
-def test_a_gentler_fine_tuning_shares_theta0_and_steps_stage_2_only_at_the_scaled_rate(split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811,E501
+def test_a_gentler_fine_tuning_shares_theta0_and_steps_stage_2_only_at_the_scaled_rate(
+    split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
     rates: list[tuple[str, float]] = []
     real = torch.optim.AdamW
 
-    def recording(params, lr: float, **kw):  # noqa: ANN001, ANN202
+    def recording(params: object, lr: float, **kw: object) -> torch.optim.Optimizer:
         rates.append((model.stage, lr))
         return real(params, lr=lr, **kw)
 
