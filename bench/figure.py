@@ -91,22 +91,42 @@ def figure3(folder: Path, model: str, param: str, values: Sequence[float | int])
     return paths
 
 
-def training_curves(folder: Path) -> dict[str, Path]:
-    """Validation NDCG@10 (%) per epoch of every Table 1 and Table 2 model, mean over the seeds that reached
-    each epoch: ``training.png`` and ``training.pdf``."""
-    curves: dict[str, list[list[float]]] = {}
+STAGE1 = ", stage 1 (θ0)"
+"""The label suffix of a two-stage model's first-stage curve."""
+
+
+def training_series(folder: Path) -> dict[str, list[float]]:
+    """label → validation NDCG@10 (%) per epoch of every Table 1 and Table 2 model, the mean over the seeds
+    that reached each epoch. A two-stage Table 1 model (RCLRec) also gets its first stage's curve, labelled
+    ``<display>, stage 1 (θ0)`` (its Table 2 variants fine-tune the same θ0), so where fine-tuning starts from
+    shows."""
+    runs: dict[str, list[list[float]]] = {}
     for f in result_files(folder):
         r = json.loads(f.read_text())
         if r.get("table") in ("table1", "table2") and r.get("valid_curve"):
-            curves.setdefault(r.get("display") or r["model"], []).append(r["valid_curve"])
-    if not curves:
+            name = r.get("display") or r["model"]
+            runs.setdefault(name, []).append(r["valid_curve"])
+            pre = (r.get("fit_extra") or {}).get("pretrain")
+            if r.get("table") == "table1" and isinstance(pre, dict) and pre.get("valid_curve"):
+                runs.setdefault(name + STAGE1, []).append(pre["valid_curve"])
+    return {name: [100 * float(np.mean([c[e] for c in curves if len(c) > e])) for e in range(max(map(len, curves)))]
+            for name, curves in sorted(runs.items())}  # fmt: skip
+
+
+def training_curves(folder: Path) -> dict[str, Path]:
+    """:func:`training_series` drawn as ``training.png`` and ``training.pdf``; a first stage dashed, in its
+    model's colour."""
+    series = training_series(folder)
+    if not series:
         raise BenchError(f"{folder}: no training curves")
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 7}):
         fig, ax = plt.subplots(figsize=(6.8, 3.0))
-        for name, runs in sorted(curves.items()):
-            length = max(len(c) for c in runs)
-            mean = [100 * float(np.mean([c[e] for c in runs if len(c) > e])) for e in range(length)]
-            ax.plot(range(1, length + 1), mean, linewidth=1.0, label=name)
+        colors: dict[str, str] = {}
+        for name, mean in series.items():  # sorted: a model's own line comes before its first stage's
+            base = name.removesuffix(STAGE1)
+            style = {"linestyle": "--", "color": colors[base]} if name.endswith(STAGE1) and base in colors else {}
+            (line,) = ax.plot(range(1, len(mean) + 1), mean, linewidth=1.0, label=name, **style)
+            colors[name] = line.get_color()
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation NDCG@10 (%)")
         ax.grid(alpha=0.3)
