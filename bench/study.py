@@ -140,7 +140,7 @@ def write(folder: Path, req: Request) -> Path:
                   "with variants kept out of the tables, how much budget, selection, the quality-aware loss and the "
                   "semantic IDs explain.", ""]  # fmt: skip
     lines += _training_section(t1 + [r for r in t2 if r.name != "rclrec"], written["training"])
-    lines += _provenance_section(runs)
+    lines += _provenance_section([json.loads(f.read_text()) for f in result_files(folder, "**/")])  # every job: grids, sweep, diagnosis too
     lines += ["## Files", "", *[f"- {kind}: " + ", ".join(f"[{p.name}]({p.name})" for p in paths.values())
                                 for kind, paths in written.items() if paths], ""]  # fmt: skip
     path = folder / "REPORT.md"
