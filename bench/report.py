@@ -148,6 +148,11 @@ def _fmt(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def _mean_std(r: ModelResults, metric: str) -> str:
+    """"mean ± std" (%) over seeds; the mean alone for one seed, whose spread is unknown, not 0."""
+    return f"{_fmt(r.mean(metric))} ± {_fmt(r.std(metric))}" if len(r.seeds) > 1 else _fmt(r.mean(metric))
+
+
 def breakdown_row(r: ModelResults) -> list[str]:
     """Recall@10 and NDCG@10 (%) on the repeat-item targets, then on the new-item targets."""
     return [r.display, *(_fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
@@ -266,7 +271,7 @@ def write_table(
     breakdown_headers = ["Method", "Repeat R@10", "Repeat N@10", "New R@10", "New N@10"]
     companions = [  # (title, label suffix, headers, rows of plain text)
         ("Mean ± std over seeds", "seeds", seeds,
-         [[r.display, str(len(r.seeds)), *(f"{_fmt(r.mean(m))} ± {_fmt(r.std(m))}" for m in METRICS)] for r in results]),
+         [[r.display, str(len(r.seeds)), *(_mean_std(r, m) for m in METRICS)] for r in results]),
         (f"Repeat vs new targets ({n_repeat} repeat, {n_targets - n_repeat} new)", "repeat", breakdown_headers,
          [breakdown_row(r) for r in results]),
         (f"Holm-corrected p-values vs {display[reference]} ({test})", "pvalues", headers,

@@ -166,3 +166,6 @@ def test_an_rclrec_run_counts_its_pretraining_in_epochs_and_seconds(tmp_path: Pa
     assert training["RCLRec"][:2] == ["θ0 97/107/300 + 1/11/300; θ0 97/107/300 + 1/11/300", "612"]  # both seeds 612 s
     assert training["MBGen"][:2] == ["9/12/20", "4"]
     assert "include its pre-training (θ0)" in md
+    spread = {cells[0]: cells[2:] for line in md.split("## Mean ± std over seeds")[1].split("##")[0].splitlines() if line.startswith("| ")
+              for cells in [[c.strip() for c in line.strip("|").split("|")]]}  # fmt: skip
+    assert spread["RCLRec"][0] == "5.00 ± 0.00" and spread["MBGen"][0] == "5.00"  # one seed: its spread is unknown, not 0
