@@ -117,6 +117,8 @@ def failures(folder: Path, include: Callable[[dict[str, Any]], bool]) -> list[di
 
 
 def training_record(result: dict[str, Any]) -> dict[str, Any]:
+    """What the Training tables show of one run's JSON: epochs (best counted from 1), seconds from scratch
+    (:func:`~bench.training.from_scratch_seconds`), device and the stages that ended at their cap."""
     extra = result.get("fit_extra") or {}
     return {
         "best_epoch": result.get("best_epoch", 0) + 1 if "epochs_run" in extra else None,
