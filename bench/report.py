@@ -128,16 +128,26 @@ def training_record(result: dict[str, Any]) -> dict[str, Any]:
         "device": result.get("device"),
         "profile": result.get("profile"),
         "capped": capped_stages(result.get("best_epoch", 0), extra),
-        "pretrained": "pretrain" in extra,
         "pretrain_epochs": _pretrain_epochs(extra.get("pretrain")),
     }
 
 
+def _epochs(best: int, run: int, cap: int | None) -> str:
+    """One stage's "best/run/cap" epochs (best counted from 1)."""
+    return f"{best}/{run}/{cap or '–'}"
+
+
 def _pretrain_epochs(pre: Any) -> str | None:
-    """RCLRec's stage 1 as "best/run/cap" (None for a model with one stage)."""
+    """RCLRec's stage 1 (its result's ``fit_extra["pretrain"]``) as "best/run/cap"; None for a one-stage model."""
     if not isinstance(pre, dict) or "epochs_run" not in pre.get("extra", {}):
         return None
-    return f"{pre['best_epoch'] + 1}/{pre['extra']['epochs_run']}/{pre['extra'].get('epoch_cap') or '–'}"
+    return _epochs(pre["best_epoch"] + 1, pre["extra"]["epochs_run"], pre["extra"].get("epoch_cap"))
+
+
+def theta0_note(training: list[dict[str, Any]]) -> list[str]:
+    """The lines saying that train seconds include θ0, when any of these training records (see
+    :func:`training_record`) has a first stage; none otherwise."""
+    return [THETA0_SECONDS, ""] if any(t["pretrain_epochs"] for t in training) else []
 
 
 def significance(results: list[ModelResults], reference: str, test: str) -> dict[str, dict[str, Comparison]]:
@@ -168,7 +178,7 @@ def epochs_cell(training: list[dict[str, Any]]) -> str:
     def one(t: dict[str, Any]) -> str:
         if t["best_epoch"] is None:
             return "–"
-        own = f"{t['best_epoch']}/{t['epochs_run']}/{t['epoch_cap'] or '–'}"
+        own = _epochs(t["best_epoch"], t["epochs_run"], t["epoch_cap"])
         return f"θ0 {t['pretrain_epochs']} + {own}" if t["pretrain_epochs"] else own
 
     return ("; " if any(t["pretrain_epochs"] for t in training) else " ").join(one(t) for t in training)
@@ -297,8 +307,7 @@ def write_table(
         md += _section(name, rows, cols)
     md += _section("Training", training_rows,
                    ["Method", "Best/run/cap epochs per seed", "Train s (mean)", "Device", "Ended at the epoch cap"])  # fmt: skip
-    if any(t["pretrained"] for r in results for t in r.training):
-        md += [THETA0_SECONDS, ""]
+    md += theta0_note([t for r in results for t in r.training])
     failed = failures(folder, include)
     if failed:
         md += ["Failed runs (no result, so not in the table): "

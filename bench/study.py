@@ -117,21 +117,24 @@ def write(folder: Path, req: Request) -> Path:
     sweep = {int(r.name.rsplit("=", 1)[1]): claims_mod.Model(r.name, r.display, r.per_target, r.per_seed) for r in sweep_runs}
     found = {r.name: r for r in t1 + t2}
     claims = claims_mod.check(_models(t1), {n: m for n, m in _models(t2).items()}, sweep, test)
-    runs = [json.loads(f.read_text()) for f in result_files(folder)]
+    files = result_files(folder, "**/")  # every job: the table runs one level down, grids, sweep, diagnosis deeper
+    jobs = [json.loads(f.read_text()) for f in files]
+    runs = [r for f, r in zip(files, jobs) if f.parent.parent == folder]
     profile = next((r["profile"] for r in runs), req.profile)
     req = dataclasses.replace(req, profile=profile)  # the runs' profile, whatever the command said
+    stages = plans(req, dry_run=True)
     smoke = profile == "smoke"
     lines = [f"# Reproduction report: RCLRec on {folder.name}", ""]
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
-    lines += _log_section(runs) + _protocol_section(req, runs, found)
+    lines += _log_section(runs) + _protocol_section(req, stages, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
                        headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
     lines += _floor_section(t1, test)
-    lines += _tuning_section(req)
+    lines += _tuning_section(req, stages[1][1])
     diagnosis = folder / "diagnosis.md"
     if diagnosis.exists():  # its own heading becomes a section of this report
         lines += ["## Diagnosis", "", *diagnosis.read_text().split("\n", 2)[2:], ""]
@@ -140,7 +143,7 @@ def write(folder: Path, req: Request) -> Path:
                   "with variants kept out of the tables, how much budget, selection, the quality-aware loss and the "
                   "semantic IDs explain.", ""]  # fmt: skip
     lines += _training_section(t1 + [r for r in t2 if r.name != "rclrec"], written["training"])
-    lines += _provenance_section([json.loads(f.read_text()) for f in result_files(folder, "**/")])  # every job: grids, sweep, diagnosis too
+    lines += _provenance_section(jobs)
     lines += ["## Files", "", *[f"- {kind}: " + ", ".join(f"[{p.name}]({p.name})" for p in paths.values())
                                 for kind, paths in written.items() if paths], ""]  # fmt: skip
     path = folder / "REPORT.md"
@@ -162,7 +165,8 @@ def _log_section(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str, Any]) -> list[str]:
+def _protocol_section(req: Request, stages: list[tuple[str, Plan | None, str]], runs: list[dict[str, Any]],
+                      found: dict[str, Any]) -> list[str]:  # fmt: skip
     seeds = sorted({r["seed"] for r in runs if r.get("table") == "table1"})
     capped = [f"{r.display}: {'; '.join(r.capped)}" for r in found.values() if r.capped]
     configs = Configs(req.config_dirs)
@@ -173,7 +177,7 @@ def _protocol_section(req: Request, runs: list[dict[str, Any]], found: dict[str,
         return owner is not None and not selection_path(plan.folder, owner).exists()
 
     missing = []
-    for name, plan, note in plans(req, dry_run=True):
+    for name, plan, note in stages:
         if plan is None:
             continue
         absent = [j.label for j in plan.jobs if not plan.json_path(j).exists() or (note and waiting(plan, j.model))]
@@ -213,15 +217,13 @@ def _training_section(results: list[report.ModelResults], curves: dict[str, Path
     if curves:
         out += [f"![validation NDCG@10 per epoch]({curves['png'].name})", ""]
     out += [tabulate(rows, headers=["model", "best/run/cap epochs per seed", "train s (all seeds)", "device"], tablefmt="github"), ""]
-    if any(t["pretrained"] for r in results for t in r.training):
-        out += [report.THETA0_SECONDS, ""]
-    return out
+    return out + report.theta0_note([t for r in results for t in r.training])
 
 
-def _tuning_section(req: Request) -> list[str]:
-    """Every grid point finished so far (seed 0): its validation NDCG@10, the criterion (test metrics are never
-    looked at), its epochs and seconds, and the point selected once a model's whole grid has finished."""
-    plan = plans(req, dry_run=True)[1][1]
+def _tuning_section(req: Request, plan: Plan | None) -> list[str]:
+    """Every grid point of the study's tuning ``plan`` finished so far (seed 0): its validation NDCG@10, the
+    criterion (test metrics are never looked at), its epochs and seconds, and the point selected once a
+    model's whole grid has finished."""
     if plan is None:
         return []
     configs = Configs(req.config_dirs)

@@ -84,7 +84,7 @@ def test_the_report_lists_every_finished_grid_point_before_the_grid_is_complete(
     plan.json_path(job).parent.mkdir(parents=True)
     plan.json_path(job).write_text(json.dumps({"model": job.name, "seed": 0, "valid_ndcg@10": 0.25, "best_epoch": 2,
                                                "train_seconds": 7.0, "fit_extra": extra}))  # fmt: skip
-    section = study._tuning_section(req)
+    section = study._tuning_section(req, study.plans(req, dry_run=True)[1][1])
     text = "\n".join(section)
     assert "RCLRec 1/4" in text and "SASRec 0/4" in text
     row = next(line for line in text.splitlines() if line.startswith("| RCLRec"))
