@@ -200,10 +200,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(study.dry_run(req, _executor(args)["workers"], args.models))
             return 0
         if args.report_only:
-            print(f"wrote {study.write(plans.dataset_folder(req), req)}")
-            return 0
-        failed, path = study.run(req, device, _executor(args), models=args.models)
-        print(f"wrote {path}")
+            failed, path = [], study.write(plans.dataset_folder(req), req)
+        else:
+            failed, path = study.run(req, device, _executor(args), models=args.models)
+        print(f"wrote {path}\n")
+        print(study.summary(path.parent))  # the report's numbers and verdicts, last on the terminal
         return _failures(failed)
     if args.command == "report":
         _print_paths(report.table1(plans.dataset_folder(_request(args)), args.test))

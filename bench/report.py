@@ -376,10 +376,11 @@ def table2(folder: Path, model: str = "rclrec", test: str = stats.DEFAULT) -> di
                        model, test, improvement=False)  # fmt: skip
 
 
-def summary(stats_path: Path) -> str:
-    """The table's means in %, for the terminal at the end of a command."""
+def summary(stats_path: Path, banner: bool = True) -> str:
+    """The table's means in %, for the terminal at the end of a command (``banner``: with the smoke
+    profile's warning line under it, when the table is a smoke run's)."""
     record = json.loads(stats_path.read_text())
     names = record.get("rows") or list(record["means"])
     rows = [[record["display"].get(name, name), *(_fmt(record["means"][name][m]) for m in METRICS)] for name in names]
-    note = f"\n{SMOKE}" if record.get("smoke") else ""
+    note = f"\n{SMOKE}" if banner and record.get("smoke") else ""
     return tabulate(rows, headers=["%", *(HEADERS[m] for m in METRICS)], tablefmt="simple", disable_numparse=True) + note

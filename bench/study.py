@@ -78,6 +78,24 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
     return failed, write(folder, req)
 
 
+def summary(folder: Path) -> str:
+    """The end of a study on the terminal: Table 1 and Table 2 in % (those that exist) and each claim's
+    verdict, read back from the files :func:`write` wrote, so the terminal and REPORT.md cannot disagree."""
+    parts, smoke = [], False
+    for name, title in (("table1", "Table 1"), ("table2", "Table 2")):
+        stats = folder / f"{name}_stats.json"
+        if stats.exists():
+            smoke |= bool(json.loads(stats.read_text()).get("smoke"))
+            parts.append(f"{title}\n{report.summary(stats, banner=False)}")
+    claims = folder / "claims.json"
+    if claims.exists():
+        rows = [[c["statement"], c["verdict"]] for c in json.loads(claims.read_text())]
+        parts.append(tabulate(rows, headers=["claim", "verdict"], tablefmt="simple", disable_numparse=True))
+    if smoke:
+        parts.append(report.SMOKE)
+    return "\n\n".join(parts)
+
+
 def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> str:
     parts = []
     for name, plan, note in plans(req, dry_run=True, models=models):

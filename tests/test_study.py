@@ -22,6 +22,12 @@ def test_study_writes_every_table_figure_and_the_claims(tmp_path: Path) -> None:
     claims = json.loads((folder / "claims.json").read_text())
     assert [c["key"] for c in claims] == ["a", "b", "c", "d", "e"]
     assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in claims)
+    # The terminal ends with the tables in % and one line per claim, after the report is written.
+    tail = result.stdout[result.stdout.index("REPORT.md") :].splitlines()
+    assert "Table 1" in tail and "Table 2" in tail and any(line.startswith("RCLRec ") for line in tail)
+    for c in claims:
+        assert any(line.startswith(c["statement"]) and line.rstrip().endswith(c["verdict"]) for line in tail), c
+    assert tail[-1] == "Smoke profile: these tables check the wiring end to end; their numbers are not results."
     assert "- Missing: nothing." in report
     tuned = json.loads((folder / "rclrec-no-qal" / "seed0.json").read_text())
     selected = json.loads((folder / "tuning" / "rclrec.json").read_text())["selected"]
