@@ -103,6 +103,18 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
     return split, path, save
 
 
+SPLIT_RECORD = "split.json"
+
+
+def write_split_record(folder: Path, split: Split) -> None:
+    """``<log>/split.json``: the split's numbers (:meth:`Split.stats`: users, items, rows per behavior,
+    targets, repeat share, what preprocessing dropped) beside its results, so the report can describe the
+    log from the results folder alone. Rewritten only when it changed."""
+    path, record = folder / SPLIT_RECORD, split.stats()
+    if not path.exists() or json.loads(path.read_text()) != json.loads(json.dumps(record)):
+        write_json(path, record)
+
+
 def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
     synthetic = dataclasses.asdict(ds.synthetic) if ds.synthetic else None
     with memory.step(f"reading {ds.data or ds.format}"):
@@ -155,6 +167,7 @@ def run(
         remove_leftovers(plan.folder, cache_dir(plan.results_dir))
         if not saved:
             save_split(split, path)
+        write_split_record(plan.folder, split)
         todo = _pending(plan, split, announce=True)
         outcomes = execute(plan, todo, run_one, split, path, device, progress, workers, scheduler)
     return [o.label for o in outcomes if o.error is not None]

@@ -145,7 +145,7 @@ def write(folder: Path, req: Request) -> Path:
     lines = [f"# Reproduction report: RCLRec on {folder.name}", ""]
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
-    lines += _log_section(runs) + _protocol_section(req, stages, runs, found)
+    lines += _log_section(folder, runs) + _protocol_section(req, stages, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
@@ -170,7 +170,7 @@ def write(folder: Path, req: Request) -> Path:
     return path
 
 
-def _log_section(runs: list[dict[str, Any]]) -> list[str]:
+def _log_section(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["## The log", "", "No finished runs yet.", ""]
     r = runs[0]
@@ -178,7 +178,22 @@ def _log_section(runs: list[dict[str, Any]]) -> list[str]:
     n = r["n_targets"]
     data = f"`{r['data']}`" if r.get("data") else "the embedded synthetic log"
     out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
-           f"fingerprint `{r['split_fingerprint']}`, {n:,} test conversion targets.", ""]  # fmt: skip
+           f"fingerprint `{r['split_fingerprint']}`.", ""]  # fmt: skip
+    record = folder / runner.SPLIT_RECORD
+    st = json.loads(record.read_text()) if record.exists() else None
+    if st is not None and st.get("fingerprint") == r["split_fingerprint"]:  # the record of this very split
+        rows = ", ".join(f"{b} {st[f'rows_{b}']:,}" for b in ("click", "fav", "cart", "buy"))
+        out += [f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions ({rows}; "
+                f"{100 * st['conversion_share']:.1f}% conversions), {st['train_rows']:,} of them training events",
+                f"- {st['valid_targets']:,} validation and {st['test_targets']:,} test conversion targets; "
+                f"{100 * st['test_repeat_share']:.1f}% of the test targets (validation: "
+                f"{100 * st['valid_repeat_share']:.1f}%) repeat an item of the user's own history",
+                f"- a target has at least {st['min_history']} earlier interactions, and models see the last "
+                f"{st['max_history']}; item features: "
+                f"{', '.join(st['item_features']) or 'none'}; user features: {', '.join(st['user_features']) or 'none'}"]  # fmt: skip
+    else:
+        out += [f"- {n:,} test conversion targets; users, items and interactions are not recorded here "
+                f"(`{runner.SPLIT_RECORD}` of this split is written by any command that trains on it)"]  # fmt: skip
     out += [f"- {line}" for line in describe_preparation(prep)] + [""]
     return out
 

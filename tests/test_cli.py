@@ -202,3 +202,15 @@ def test_two_logs_share_a_results_dir(tmp_path: Path) -> None:
     named = bench("run", "--models", "pop", "--dataset", "csv", "--data", str(tmp_path / "shop-a"), "--name", "mine",
                   "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)  # fmt: skip
     assert named.returncode == 0 and json.loads((out / "mine" / "pop" / "seed0.json").read_text())["dataset"] == "mine"
+
+
+def test_a_reader_that_closes_the_output_stops_the_command_silently(tmp_path: Path) -> None:
+    """`bench … | head`: no "Broken pipe" error line and no traceback, the shell's SIGPIPE status."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run([sys.executable, "-m", "bench", "models"], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (141, b"")

@@ -29,12 +29,22 @@ def test_study_writes_every_table_figure_and_the_claims(tmp_path: Path) -> None:
         assert any(line.startswith(c["statement"]) and line.rstrip().endswith(c["verdict"]) for line in tail), c
     assert tail[-1] == "Smoke profile: these tables check the wiring end to end; their numbers are not results."
     assert "- Missing: nothing." in report
+    # The log is described from split.json, the split's own record beside the results.
+    st = json.loads((folder / "split.json").read_text())
+    assert f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions" in report
+    assert f"{100 * st['test_repeat_share']:.1f}% of the test targets" in report
     tuned = json.loads((folder / "rclrec-no-qal" / "seed0.json").read_text())
     selected = json.loads((folder / "tuning" / "rclrec.json").read_text())["selected"]
     assert all(tuned["config"][k] == v for k, v in selected.items())  # the ablations use RCLRec's selection
 
     again = bench("study", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("0 to run") == 5, again.stdout
+
+    # A record of another split is not this log's: the report says what it does not know instead.
+    (folder / "split.json").write_text(json.dumps({**st, "fingerprint": "0" * 16}))
+    assert bench("study", "--profile", "smoke", "--results-dir", str(out), "--report-only", cwd=tmp_path).returncode == 0
+    report = (folder / "REPORT.md").read_text()
+    assert f"{st['users']:,} users" not in report and f"- {st['test_targets']:,} test conversion targets; users, items" in report
 
 
 def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) -> None:
