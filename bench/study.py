@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -289,16 +290,36 @@ def _tuning_section(req: Request, plan: Plan | None) -> list[str]:
     return out
 
 
+def _counted(values: list[str], total: int, sep: str = ", ") -> str:
+    """Distinct values, each with its number of jobs when they differ or do not cover all ``total`` jobs."""
+    counts = Counter(values)
+    if len(counts) == 1 and len(values) == total:
+        return values[0]
+    return sep.join(f"{v} ({n} of {total} jobs)" for v, n in sorted(counts.items()))
+
+
 def _provenance_section(runs: list[dict[str, Any]]) -> list[str]:
     """What the runs record about where they ran; nothing about the process writing the report, so the report
     is a function of the result files alone."""
+    n = len(runs)
     commits = sorted({(r.get("versions") or {}).get("commit", "unknown") for r in runs})
-    packages = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items()) if k != "commit") for r in runs})
-    hw = sorted({", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs})
-    rows = [[r["model"], r["seed"], r["config_hash"], r["device"], r.get("threads"), (r.get("versions") or {}).get("commit", "?")]
+    names = sorted({k for r in runs for k in (r.get("versions") or {}) if k != "commit"})
+    # A package a job never imported (recbole outside the RecBole models, distributed outside Dask workers)
+    # is absent from its record: counted, not mixed up with another version.
+    packages = [f"{k} {_counted([r['versions'][k] for r in runs if k in (r.get('versions') or {})], n)}" for k in names]
+    hw = _counted([", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs], n, "; ") if runs else ""
+    rows = [[r["model"], r["seed"], r["config_hash"], r["device"], r.get("threads"), _seconds(r.get("train_seconds")),
+             _seconds(r.get("eval_seconds")), (r.get("versions") or {}).get("commit", "?")]
             for r in sorted(runs, key=lambda r: (r["model"], r["seed"]))]  # fmt: skip
     return ["## Provenance", "",
             f"- Code: {', '.join(commits) or '–'}.",
             f"- Packages: {'; '.join(packages) or '–'}.",
-            f"- Hardware: {'; '.join(hw) or '–'}.", "",
-            tabulate(rows, headers=["job", "seed", "config hash", "device", "threads", "commit"], tablefmt="github"), ""]  # fmt: skip
+            f"- Hardware: {hw or '–'}.",
+            "- Seconds are wall-clock seconds of the job's own process on its device (an RCLRec job that read θ0 "
+            "from the cache counts only its fine-tuning here; the Training section adds θ0's).", "",
+            tabulate(rows, headers=["job", "seed", "config hash", "device", "threads", "train s", "eval s", "commit"],
+                     tablefmt="github", disable_numparse=True), ""]  # fmt: skip
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"

@@ -108,3 +108,20 @@ def test_the_report_lists_every_finished_grid_point_before_the_grid_is_complete(
     point = ", ".join(f"{k}={v}" for k, v in job.overrides.items())
     assert cells == ["RCLRec", point, "25.00", "θ0 2/2/9 + 3/3/3", "7",
                      "ended at the cap: best epoch 3 of 3; fine-tuning below θ0 (25.00 < 50.00)", ""]  # fmt: skip
+
+
+def test_provenance_counts_what_differs_between_jobs_instead_of_listing_whole_records() -> None:
+    from bench.study import _provenance_section
+
+    def run(model: str, versions: dict[str, str], cpu: str, train: float) -> dict:
+        return {"model": model, "seed": 0, "config_hash": "h", "device": "cpu", "threads": 1, "train_seconds": train,
+                "eval_seconds": 0.25, "versions": {"commit": "abc", "python": "3.11.7", **versions},
+                "hardware": {"cores": 2, "cpu": cpu}}  # fmt: skip
+
+    runs = [run("sasrec", {"torch": "2.13.0", "recbole": "1.2.1"}, "EPYC", 1234.4),
+            run("tiger", {"torch": "2.13.0"}, "EPYC", 5.0), run("hstu", {"torch": "2.14.1"}, "Xeon", 61.0)]  # fmt: skip
+    lines = _provenance_section(runs)
+    assert "- Packages: python 3.11.7; recbole 1.2.1 (1 of 3 jobs); torch 2.13.0 (2 of 3 jobs), 2.14.1 (1 of 3 jobs)." in lines
+    assert "- Hardware: cores 2, cpu EPYC (2 of 3 jobs); cores 2, cpu Xeon (1 of 3 jobs)." in lines
+    table = "\n".join(lines)
+    assert "| 1234 " in table and "| 5.0 " in table and "| 0.2 " in table  # own train and eval seconds per job
