@@ -307,7 +307,7 @@ def _provenance_section(runs: list[dict[str, Any]]) -> list[str]:
     # A package a job never imported (recbole outside the RecBole models, distributed outside Dask workers)
     # is absent from its record: counted, not mixed up with another version.
     packages = [f"{k} {_counted([r['versions'][k] for r in runs if k in (r.get('versions') or {})], n)}" for k in names]
-    hw = _counted([", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs], n, "; ") if runs else ""
+    hw = _counted([", ".join(f"{k} {v}" for k, v in sorted((r.get("hardware") or {}).items())) for r in runs], n, "; ")
     rows = [[r["model"], r["seed"], r["config_hash"], r["device"], r.get("threads"), _seconds(r.get("train_seconds")),
              _seconds(r.get("eval_seconds")), (r.get("versions") or {}).get("commit", "?")]
             for r in sorted(runs, key=lambda r: (r["model"], r["seed"]))]  # fmt: skip
