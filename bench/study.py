@@ -53,11 +53,19 @@ def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = No
     later = untuned if dry_run and missing else dataclasses.replace(req, tuned=True)
     note = f"configurations chosen by tuning, not yet made for {', '.join(missing)}" if missing else ""
     trained = tuned if dry_run else selected
-    out.append(("Table 1 models, tuned", run_plan(later, trained) if trained else None, note))
+    table1_plan = run_plan(later, trained) if trained else None
+    if table1_plan is not None and dry_run and missing and selected:
+        # A model whose selection is made is shown with it (its finished seeds as finished), the others
+        # untuned, in Table 1's order: planning them all untuned showed finished tuned runs as "blocked".
+        chosen = {j.label: j for j in run_plan(dataclasses.replace(req, tuned=True), selected).jobs}
+        jobs = tuple(chosen.get(j.label, j) if j.model in selected else j for j in table1_plan.jobs)
+        table1_plan = dataclasses.replace(table1_plan, jobs=jobs)
+    out.append(("Table 1 models, tuned", table1_plan, note))
     has_rclrec = "rclrec" in trained
     why_not = "" if has_rclrec else note if "rclrec" in tuned else "rclrec is not among --models"
-    out.append(("ablations, tuned", ablate_plan(later, "rclrec") if has_rclrec else None, why_not))
-    out.append(("curriculum-length sweep", sweep_plan(later, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
+    rcl = dataclasses.replace(req, tuned=True) if "rclrec" in selected else later
+    out.append(("ablations, tuned", ablate_plan(rcl, "rclrec") if has_rclrec else None, why_not))
+    out.append(("curriculum-length sweep", sweep_plan(rcl, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
     return out
 
 

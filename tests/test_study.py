@@ -82,6 +82,13 @@ def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_mis
     missing = next(line for line in report.splitlines() if line.startswith("- Missing:"))
     assert "tuning grids (seed 0): 28 job(s) missing" in missing and "ablations" not in missing, missing  # 7 × 4
     assert "Table 1 models, tuned: 7 job(s) missing" in missing, missing  # RCLRec's tuned run is there
+    # The dry run of the whole study shows RCLRec's tuned runs (and its ablations and sweep) as finished
+    # while the other models, still untuned, are to run; none is "blocked" by a result of another config.
+    dry = bench("study", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "blocked" not in dry.stdout, dry.stdout
+    tuned_rows = [line for line in dry.stdout.splitlines() if line.startswith(("rclrec seed", "rclrec-", "sweep/"))]
+    assert tuned_rows and all("finished" in line for line in tuned_rows), tuned_rows
+    assert any(line.startswith("sasrec seed0") and "to run" in line for line in dry.stdout.splitlines())
     bad = bench("study", "--models", "rclrec,nosuch", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "nosuch" in bad.stderr
 
