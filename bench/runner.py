@@ -381,16 +381,21 @@ def dry_run(plan: Plan, workers: int) -> str:
     """The plan as a table — each job, what a run would do with it, and its expected time — without
     writing anything. Times come from finished runs of the same model class at the same profile in this
     results dir (their median training + evaluation seconds, counted from scratch: an RCLRec job's include
-    θ0's pre-training, so jobs that will share one θ0 are overestimated); a model that never ran here shows '?'."""
+    θ0's pre-training, so jobs that will share one θ0 are overestimated), this log's runs where there are
+    any (logs differ several-fold in cost), else any log's; a model that never ran here shows '?'."""
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
-    earlier: dict[tuple[str, str], list[float]] = {}
+    earlier: dict[tuple[str, str], list[float]] = {}  # every log's runs in the results dir
+    here: dict[tuple[str, str], list[float]] = {}  # this log's
     staged: set[tuple[str, str]] = set()  # the classes whose runs have a first stage that other jobs may share
     for f in result_files(plan.results_dir, "*/**/"):
         r = json.loads(f.read_text())
         key = (r.get("class", ""), r.get("profile", ""))
-        earlier.setdefault(key, []).append(from_scratch_seconds(r) + r.get("eval_seconds", 0.0))
+        seconds = from_scratch_seconds(r) + r.get("eval_seconds", 0.0)
+        earlier.setdefault(key, []).append(seconds)
+        if f.is_relative_to(plan.folder):
+            here.setdefault(key, []).append(seconds)
         if "pretrain" in (r.get("fit_extra") or {}):
             staged.add(key)
     rows, todo_seconds, unknown, shared_stage = [], [], 0, False
@@ -405,7 +410,7 @@ def dry_run(plan: Plan, workers: int) -> str:
             status = f"reuses {job.reuse} if identical"
         elif checkpoint.exists():
             status = "to resume from its checkpoint"
-        seconds = earlier.get((job.target, plan.profile.name))
+        seconds = here.get((job.target, plan.profile.name)) or earlier.get((job.target, plan.profile.name))
         estimate = float(np.median(seconds)) if seconds else None
         if status.startswith("to "):
             if estimate is None:

@@ -69,3 +69,26 @@ def test_the_workers_benchmark_prints_the_ratio_and_checks_the_ranks(tmp_path: P
     assert line.startswith("run pop,recent, 4 jobs, profile smoke: --workers 1 ") and "ratio " in line
     assert line.endswith("4 rank files byte-identical")
     assert not any(tmp_path.iterdir())  # both runs went to temporary folders
+
+
+def test_dry_run_estimates_from_this_logs_runs_before_other_logs(tmp_path: Path) -> None:
+    """Logs differ several-fold in cost: another log's runs give the estimate only until this log has its own."""
+    import json
+
+    from bench.plan import Request, run_plan
+    from bench.runner import dry_run
+
+    plan = run_plan(Request(dataset="synthetic", profile="smoke", results_dir=tmp_path / "r"), ["pop"])
+    job = plan.jobs[0]
+
+    def finished(log: str, seconds: float) -> None:
+        path = tmp_path / "r" / log / "pop" / "seed7.json"  # a seed outside the plan: pop seed0 stays "to run"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"class": job.target, "profile": "smoke", "train_seconds": seconds, "eval_seconds": 0.0}))
+
+    finished("a-bigger-log", 7200.0)
+    row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
+    assert "to run" in row and row.rstrip().endswith("2.0 h"), row
+    finished("synthetic", 60.0)
+    row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
+    assert row.rstrip().endswith("60 s"), row
