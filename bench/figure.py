@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import latex  # noqa: E402
@@ -69,9 +70,7 @@ def figure3(folder: Path, model: str, param: str, values: Sequence[float | int])
         fig.tight_layout()
         name = stem(param)
         paths = {kind: folder / f"{name}.{kind}" for kind in ("png", "pdf", "csv", "tex")}
-        for kind in ("png", "pdf"):
-            write_bytes(paths[kind], lambda fh, kind=kind: fig.savefig(fh, format=kind, dpi=300))
-        plt.close(fig)
+        _save(fig, paths)
     seeds = sorted({r["seeds"] for r in rows})
     spread = ("one seed, so no spread is shown" if one_seed
               else f"mean over {'/'.join(map(str, seeds))} seeds, band = $\\pm$1 std")  # fmt: skip
@@ -133,7 +132,14 @@ def training_curves(folder: Path) -> dict[str, Path]:
         ax.legend(frameon=False, fontsize=6, ncol=2)
         fig.tight_layout()
         paths = {kind: folder / f"training.{kind}" for kind in ("png", "pdf")}
-        for kind in ("png", "pdf"):
-            write_bytes(paths[kind], lambda fh, kind=kind: fig.savefig(fh, format=kind, dpi=300))
-        plt.close(fig)
+        _save(fig, paths)
     return paths
+
+
+def _save(fig: Figure, paths: Mapping[str, Path]) -> None:
+    """The figure as ``paths['png']`` and ``paths['pdf']`` (300 dpi), then closed. The PDF carries no creation
+    date, so the same results give the same bytes and a regenerated report leaves git with nothing to show."""
+    for kind in ("png", "pdf"):
+        meta = {"CreationDate": None} if kind == "pdf" else None
+        write_bytes(paths[kind], lambda fh, kind=kind, meta=meta: fig.savefig(fh, format=kind, dpi=300, metadata=meta))
+    plt.close(fig)

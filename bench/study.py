@@ -166,7 +166,8 @@ def write(folder: Path, req: Request) -> Path:
     if diagnosis.exists():  # its own heading becomes a section of this report
         lines += ["## Diagnosis", "", *diagnosis.read_text().split("\n", 2)[2:], ""]
     else:
-        lines += ["## Diagnosis", "", "Not run: `python -m bench diagnose rclrec` (with this command's options) answers, "
+        lines += ["## Diagnosis", "", "Not run: `python -m bench diagnose rclrec --tuned` (with this command's options; once RCLRec's "
+                  "selection is made, so that every variant starts from it) answers, "
                   "with variants kept out of the tables, how much budget, selection, the quality-aware loss and the "
                   "semantic IDs explain.", ""]  # fmt: skip
     lines += _training_section(t1 + [r for r in t2 if r.name != "rclrec"], written["training"])

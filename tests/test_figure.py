@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.figure import STAGE1, training_series
+from bench.figure import STAGE1, training_curves, training_series
 from bench.io import write_json
 
 
@@ -26,3 +26,11 @@ def test_curves_average_the_seeds_that_reached_each_epoch_and_show_the_first_sta
     assert list(series) == ["RCLRec", "RCLRec" + STAGE1, "TIGER", "w/o RCPM"]  # one θ0 line: the variants share it
     assert series["RCLRec"] == pytest.approx([30.0, 30.0])  # epoch 1: (20 + 40) / 2; epoch 2: seed 0 alone
     assert series["RCLRec" + STAGE1] == pytest.approx([20.0, 40.0, 30.0])
+
+
+def test_the_same_results_draw_the_same_pdf_bytes(tmp_path: Path) -> None:
+    """No creation date in the PDF: regenerating a committed report leaves its figures unchanged in git."""
+    _run(tmp_path, "tiger", 0, [0.25, 0.3], display="TIGER", table="table1")
+    first = training_curves(tmp_path)["pdf"].read_bytes()
+    assert b"CreationDate" not in first
+    assert training_curves(tmp_path)["pdf"].read_bytes() == first
