@@ -44,6 +44,18 @@ def test_no_difference_is_inconclusive_and_missing_models_are_not_run() -> None:
     assert _verdicts({}, {}, {}) == dict.fromkeys("abcde", "not run")
 
 
+def test_a_partial_study_can_refute_but_not_confirm_claims_about_every_baseline() -> None:
+    """RCLRec far ahead of the one baseline that ran: (a) and (b) stay inconclusive until the other six run;
+    RCLRec far behind it: not reproduced already, since no further baseline can undo that."""
+    ahead = {"hstu": _model("hstu", 0.2, 1), "rclrec": _model("rclrec", 0.95, 2)}
+    claims = {c.key: c for c in check(ahead, {}, {}, "wilcoxon")}
+    assert claims["a"].verdict == claims["b"].verdict == "inconclusive"
+    assert claims["a"].ours.endswith("; 1 of 7 paper baselines ran") and "held back" in claims["b"].rule
+    behind = {"hstu": _model("hstu", 0.6, 1), "rclrec": _model("rclrec", 0.1, 2)}
+    assert {c.key: c.verdict for c in check(behind, {}, {}, "wilcoxon")}["a"] == "not reproduced"
+    assert {c.key: c.verdict for c in check(behind, {}, {}, "wilcoxon")}["b"] == "not reproduced"
+
+
 def test_bootstrap_ci_brackets_the_mean_difference() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random(500), rng.random(500)
