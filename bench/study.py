@@ -58,8 +58,7 @@ def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = No
         # A model whose selection is made is shown with it (its finished seeds as finished), the others
         # untuned, in Table 1's order: planning them all untuned showed finished tuned runs as "blocked".
         chosen = {j.label: j for j in run_plan(dataclasses.replace(req, tuned=True), selected).jobs}
-        jobs = tuple(chosen.get(j.label, j) if j.model in selected else j for j in table1_plan.jobs)
-        table1_plan = dataclasses.replace(table1_plan, jobs=jobs)
+        table1_plan = dataclasses.replace(table1_plan, jobs=tuple(chosen.get(j.label, j) for j in table1_plan.jobs))
     out.append(("Table 1 models, tuned", table1_plan, note))
     has_rclrec = "rclrec" in trained
     why_not = "" if has_rclrec else note if "rclrec" in tuned else "rclrec is not among --models"
