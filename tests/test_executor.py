@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from tests.test_cli import bench
@@ -92,3 +93,34 @@ def test_dry_run_estimates_from_this_logs_runs_before_other_logs(tmp_path: Path)
     finished("synthetic", 60.0)
     row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
     assert row.rstrip().endswith("60 s"), row
+
+
+_OTHERS_DONE = threading.Event()  # module state: Dask pickles a task's function by reference
+_FINISHED: list[int] = []
+
+
+def _job(i: int) -> int:
+    """Job 0 runs until jobs 1-4 have finished; they record their order."""
+    if i == 0:
+        assert _OTHERS_DONE.wait(timeout=20), "jobs 1-4 did not run beside job 0"
+    else:
+        _FINISHED.append(i)
+        if len(_FINISHED) == 4:
+            _OTHERS_DONE.set()
+    return i
+
+
+def test_a_long_job_never_holds_up_the_jobs_behind_it_on_another_worker() -> None:
+    """Two single-threaded workers; job 0 runs until jobs 1-4 have finished, which they can only do by each
+    starting on whichever worker is free, in the plan's order. When all five were handed to the workers at
+    once, they ran here out of order (1, 3, 4, 2), and in a real study one of two workers sat idle for
+    20 minutes while jobs waited behind a long one on the other."""
+    from distributed import Client, LocalCluster, as_completed
+
+    from bench.executor import in_order
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:  # fmt: skip
+        order = [i for i, _ in in_order(lambda i: client.submit(_job, i, key=f"job{i}-x", pure=False), 5, 2, as_completed())]
+    assert sorted(order) == [0, 1, 2, 3, 4] and order[-1] == 0
+    assert _FINISHED == [1, 2, 3, 4]  # the plan's order
