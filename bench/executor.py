@@ -102,8 +102,11 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                 return client.submit(_task, light, dataclasses.replace(job, config=None), dict(config_dict(job.config)),
                                      expected, str(split_path), str(device), key=f"{job.label}-{expected}", pure=False)  # fmt: skip
 
-            # An existing cluster's slots are its threads; a local one has ``workers`` of one thread each.
-            slots = sum(client.nthreads().values()) if scheduler is not None else min(workers, len(todo))
+            # The slots are the cluster's threads, asked again as jobs finish: an existing cluster's workers
+            # may still be starting (dask-jobqueue) or scale up later.
+            def slots() -> int:
+                return sum(client.nthreads().values())
+
             outcomes = []
             bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=None)
             for i, future in in_order(submit, len(todo), slots, as_completed()):
@@ -128,29 +131,30 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                 cluster.close()
 
 
-def in_order(submit: Callable[[int], Any], n: int, slots: int, done: Any) -> Iterator[tuple[int, Any]]:
-    """Jobs ``0..n-1`` submitted in the plan's order (claim-deciding models first), never more than ``slots``
-    at a time, each next one as soon as one finishes; yields (index, future) as they finish. ``done`` is an
-    empty ``distributed.as_completed``.
+def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], done: Any) -> Iterator[tuple[int, Any]]:
+    """Jobs ``0..n-1`` submitted in the plan's order (claim-deciding models first), never more at a time than
+    ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet), topped up
+    each time one finishes; yields (index, future) as they finish. ``done`` is an empty
+    ``distributed.as_completed``.
 
     Why not submit them all at once: every job is its own Dask task group, so the scheduler does not queue
     them; it hands them all to the workers at submission, and a worker that finishes its share early sat
     idle while another's jobs waited behind a long one (seen: one of two cores idle for 20 minutes)."""
     index: dict[Any, int] = {}
+    finished = 0
 
-    def start(i: int) -> None:
-        future = submit(i)
-        index[future.key] = i
-        done.add(future)
+    def top_up() -> None:
+        while len(index) < n and len(index) - finished < max(1, slots()):
+            i = len(index)  # the next job in the plan's order
+            future = submit(i)
+            index[future.key] = i
+            done.add(future)
 
-    for i in range(min(slots, n)):
-        start(i)
-    following = min(slots, n)
+    top_up()
     for future in done:
+        finished += 1
         yield index[future.key], future
-        if following < n:
-            start(following)
-            following += 1
+        top_up()
 
 
 def _can_fork(device: torch.device, scheduler: str | None) -> bool:
