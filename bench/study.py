@@ -46,23 +46,23 @@ def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = No
     plain = [e.name for e in table1 if e.tune_owner is None]
     tuned = [e.name for e in table1 if e.tune_owner is not None and (models is None or e.name in models)]
     selected = [m for m in tuned if selection_path(folder, configs.model(m).tune_owner).exists()]
-    untuned = dataclasses.replace(req, tuned=False)
+    untuned, tuned_req = dataclasses.replace(req, tuned=False), dataclasses.replace(req, tuned=True)
     out: list[tuple[str, Plan | None, str]] = [("models without a grid", run_plan(untuned, plain), ""),
                                                ("tuning grids (seed 0)", tune_plan(untuned, tuned) if tuned else None, "")]  # fmt: skip
     missing = sorted(set(tuned) - set(selected))
-    later = untuned if dry_run and missing else dataclasses.replace(req, tuned=True)
+    later = untuned if dry_run and missing else tuned_req
     note = f"configurations chosen by tuning, not yet made for {', '.join(missing)}" if missing else ""
     trained = tuned if dry_run else selected
     table1_plan = run_plan(later, trained) if trained else None
     if table1_plan is not None and dry_run and missing and selected:
         # A model whose selection is made is shown with it (its finished seeds as finished), the others
         # untuned, in Table 1's order: planning them all untuned showed finished tuned runs as "blocked".
-        chosen = {j.label: j for j in run_plan(dataclasses.replace(req, tuned=True), selected).jobs}
+        chosen = {j.label: j for j in run_plan(tuned_req, selected).jobs}
         table1_plan = dataclasses.replace(table1_plan, jobs=tuple(chosen.get(j.label, j) for j in table1_plan.jobs))
     out.append(("Table 1 models, tuned", table1_plan, note))
     has_rclrec = "rclrec" in trained
     why_not = "" if has_rclrec else note if "rclrec" in tuned else "rclrec is not among --models"
-    rcl = dataclasses.replace(req, tuned=True) if "rclrec" in selected else later
+    rcl = tuned_req if "rclrec" in selected else later
     out.append(("ablations, tuned", ablate_plan(rcl, "rclrec") if has_rclrec else None, why_not))
     out.append(("curriculum-length sweep", sweep_plan(rcl, "rclrec", "k", K_VALUES) if has_rclrec else None, ""))
     return out

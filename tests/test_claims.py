@@ -52,8 +52,9 @@ def test_a_partial_study_can_refute_but_not_confirm_claims_about_every_baseline(
     assert claims["a"].verdict == claims["b"].verdict == "inconclusive"
     assert claims["a"].ours.endswith("; 1 of 7 paper baselines ran") and "held back" in claims["b"].rule
     behind = {"hstu": _model("hstu", 0.6, 1), "rclrec": _model("rclrec", 0.1, 2)}
-    assert {c.key: c.verdict for c in check(behind, {}, {}, "wilcoxon")}["a"] == "not reproduced"
-    assert {c.key: c.verdict for c in check(behind, {}, {}, "wilcoxon")}["b"] == "not reproduced"
+    verdicts = {c.key: c.verdict for c in check(behind, {}, {}, "wilcoxon")}
+    assert verdicts["a"] == "not reproduced"
+    assert verdicts["b"] == "not reproduced"
 
 
 def test_bootstrap_ci_brackets_the_mean_difference() -> None:
