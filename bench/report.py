@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,10 +165,12 @@ def _mean_std(r: ModelResults, metric: str) -> str:
     return f"{_fmt(r.mean(metric))} ± {_fmt(r.std(metric))}" if len(r.seeds) > 1 else _fmt(r.mean(metric))
 
 
-def breakdown_row(r: ModelResults) -> list[str]:
-    """Recall@10 and NDCG@10 (%) on the repeat-item targets, then on the new-item targets."""
+def breakdown_row(r: ModelResults, groups: Sequence[np.ndarray] | None = None) -> list[str]:
+    """Recall@10 and NDCG@10 (%) on each group of targets ((T,) bool masks): by default the repeat-item
+    targets, then the new-item targets."""
+    groups = (r.is_repeat, ~r.is_repeat) if groups is None else groups
     return [r.display, *(_fmt(float(r.per_target[m][mask].mean())) if mask.any() else "–"
-                         for mask in (r.is_repeat, ~r.is_repeat) for m in ("recall@10", "ndcg@10"))]  # fmt: skip
+                         for mask in groups for m in ("recall@10", "ndcg@10"))]  # fmt: skip
 
 
 def epochs_cell(training: list[dict[str, Any]]) -> str:

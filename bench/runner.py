@@ -104,13 +104,19 @@ def prepare_split(ds: DatasetConfig, cache_dir: Path, say: Callable[[str], None]
 
 
 SPLIT_RECORD = "split.json"
+REPEATS_AFTER_TRAINING = "test_repeats_after_training"
 
 
 def write_split_record(folder: Path, split: Split) -> None:
     """``<log>/split.json``: the split's numbers (:meth:`Split.stats`: users, items, rows per behavior,
     targets, repeat share, what preprocessing dropped) beside its results, so the report can describe the
-    log from the results folder alone. Rewritten only when it changed."""
-    path, record = folder / SPLIT_RECORD, split.stats()
+    log from the results folder alone. Rewritten only when it changed.
+
+    It also lists, by index into the test targets (the order of every rank file), the repeat targets whose
+    item the user touched only after the training part (:meth:`Split.in_training`), so the report can split
+    the repeat targets by it without the data."""
+    outside = split.test.is_repeat & ~split.in_training(split.test)
+    path, record = folder / SPLIT_RECORD, {**split.stats(), REPEATS_AFTER_TRAINING: np.flatnonzero(outside).tolist()}
     if not path.exists() or json.loads(path.read_text()) != json.loads(json.dumps(record)):
         write_json(path, record)
 

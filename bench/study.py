@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tabulate import tabulate
 
@@ -159,7 +160,7 @@ def write(folder: Path, req: Request) -> Path:
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
                        headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
-    lines += _floor_section(t1, test)
+    lines += _floor_section(t1, test, _after_training(folder, runs))
     lines += _tuning_section(req, stages[1][1])
     diagnosis = folder / "diagnosis.md"
     if diagnosis.exists():  # its own heading becomes a section of this report
@@ -188,9 +189,8 @@ def _log_section(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
     data = f"`{r['data']}`" if r.get("data") else "the embedded synthetic log"
     out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
            f"fingerprint `{r['split_fingerprint']}`.", ""]  # fmt: skip
-    record = folder / runner.SPLIT_RECORD
-    st = json.loads(record.read_text()) if record.exists() else None
-    if st is not None and st.get("fingerprint") == r["split_fingerprint"]:  # the record of this very split
+    st = _split_record(folder, r["split_fingerprint"])
+    if st is not None:
         rows = ", ".join(f"{b} {st[f'rows_{b}']:,}" for b in ("click", "fav", "cart", "buy"))
         out += [f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions ({rows}; "
                 f"{100 * st['conversion_share']:.1f}% conversions), {st['train_rows']:,} of them training events",
@@ -200,11 +200,34 @@ def _log_section(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
                 f"- a target has at least {st['min_history']} earlier interactions, and models see the last "
                 f"{st['max_history']}; item features: "
                 f"{', '.join(st['item_features']) or 'none'}; user features: {', '.join(st['user_features']) or 'none'}"]  # fmt: skip
+        if runner.REPEATS_AFTER_TRAINING in st:
+            after, repeats = len(st[runner.REPEATS_AFTER_TRAINING]), round(st["test_repeat_share"] * st["test_targets"])
+            out += [f"- {after:,} of the {repeats:,} repeat test targets ({100 * after / max(1, repeats):.1f}%) repeat an "
+                    "item the user touched only after the training part (the validation target or the events after "
+                    "it, which no model trains on); no repeat validation target does"]  # fmt: skip
     else:
         out += [f"- {n:,} test conversion targets; users, items and interactions are not recorded here "
                 f"(`{runner.SPLIT_RECORD}` of this split is written by any command that trains on it)"]  # fmt: skip
     out += [f"- {line}" for line in describe_preparation(prep)] + [""]
     return out
+
+
+def _split_record(folder: Path, fingerprint: str) -> dict[str, Any] | None:
+    """``split.json`` if it is the record of this very split."""
+    record = folder / runner.SPLIT_RECORD
+    st = json.loads(record.read_text()) if record.exists() else None
+    return st if st is not None and st.get("fingerprint") == fingerprint else None
+
+
+def _after_training(folder: Path, runs: list[dict[str, Any]]) -> np.ndarray | None:
+    """(T,) bool over the test targets: a repeat of an item the user touched only after the training part;
+    None when the split record does not say."""
+    st = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
+    if st is None or runner.REPEATS_AFTER_TRAINING not in st:
+        return None
+    mask = np.zeros(runs[0]["n_targets"], dtype=bool)
+    mask[st[runner.REPEATS_AFTER_TRAINING]] = True
+    return mask
 
 
 def _protocol_section(req: Request, stages: list[tuple[str, Plan | None, str]], runs: list[dict[str, Any]],
@@ -235,7 +258,7 @@ def _protocol_section(req: Request, stages: list[tuple[str, Plan | None, str]], 
     return out
 
 
-def _floor_section(t1: list[report.ModelResults], test: str) -> list[str]:
+def _floor_section(t1: list[report.ModelResults], test: str, after: np.ndarray | None) -> list[str]:
     if not any(r.name == "recent" for r in t1):
         return ["## The floor", "", "No `recent` results.", ""]
     models = _models(t1)
@@ -248,6 +271,17 @@ def _floor_section(t1: list[report.ModelResults], test: str) -> list[str]:
            tabulate(rows, headers=["model", "vs Recent, N@10", "Holm p"], tablefmt="github"), "", "Repeat-item vs new-item targets (%):", ""]  # fmt: skip
     rows = [report.breakdown_row(r) for r in t1]
     out += [tabulate(rows, headers=["model", "repeat R@10", "repeat N@10", "new R@10", "new N@10"], tablefmt="github"), ""]
+    if after is None or not after.any():
+        return out
+    # A validation history is training data by construction, so validation cannot tell a model that reads
+    # its input from one that learned which items go with which user; this split of the test can.
+    out += ["Repeat targets by where the item is in the user's history (%): among the user's training events, as "
+            "for every repeat validation target, or only after them (the validation target and the events after "
+            "it, which no model trains on). A model far better on the first reads who the user is, not what the "
+            "history says:", ""]  # fmt: skip
+    rows = [report.breakdown_row(r, (r.is_repeat & ~after, after)) for r in t1]
+    heads = [f"{where} {m}" for where in ("in training", "after training") for m in ("R@10", "N@10")]
+    out += [tabulate(rows, headers=["model", *heads], tablefmt="github"), ""]
     return out
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tests.test_cli import bench
 
 
@@ -33,6 +35,9 @@ def test_study_writes_every_table_figure_and_the_claims(tmp_path: Path) -> None:
     st = json.loads((folder / "split.json").read_text())
     assert f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions" in report
     assert f"{100 * st['test_repeat_share']:.1f}% of the test targets" in report
+    after = st["test_repeats_after_training"]  # indices into the test targets, each a repeat
+    repeat = np.load(folder / "recent" / "seed0.npz")["is_repeat"]
+    assert all(repeat[i] for i in after) and f"- {len(after):,} of the {int(repeat.sum()):,} repeat test targets" in report
     tuned = json.loads((folder / "rclrec-no-qal" / "seed0.json").read_text())
     selected = json.loads((folder / "tuning" / "rclrec.json").read_text())["selected"]
     assert all(tuned["config"][k] == v for k, v in selected.items())  # the ablations use RCLRec's selection
@@ -132,3 +137,28 @@ def test_provenance_counts_what_differs_between_jobs_instead_of_listing_whole_re
     assert "- Hardware: cores 2, cpu EPYC (2 of 3 jobs); cores 2, cpu Xeon (1 of 3 jobs)." in lines
     table = "\n".join(lines)
     assert "| 1234 " in table and "| 5.0 " in table and "| 0.2 " in table  # own train and eval seconds per job
+
+
+def test_the_floor_splits_repeat_targets_by_whether_the_user_trained_on_the_item() -> None:
+    """Four test targets: 0 and 1 repeat an item of the user's training events, 2 repeats one the user touched
+    only after them, 3 is new. A model that finds 0 and 1 at rank 1 and misses 2 shows 100 against 0."""
+    from bench import study
+    from bench.metrics import per_target
+    from bench.report import ModelResults
+
+    def model(name: str, ranks: list[float]) -> ModelResults:
+        pt = per_target(np.array(ranks))
+        return ModelResults(name, name.title(), 0, [0], [{m: float(v.mean()) for m, v in pt.items()}], pt,
+                            np.array([True, True, True, False]), [])  # fmt: skip
+
+    after = np.array([False, False, True, False])
+    recent, memo = model("recent", [1, 3, 2, 50]), model("memo", [1, 1, 40, 2])
+    text = "\n".join(study._floor_section([recent, memo], "wilcoxon", after))
+    table = text[text.index("only after them") :].splitlines()
+    rows = {cells[0]: [float(c) for c in cells[1:]] for line in table[2:]
+            if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])[0] != "model"}  # fmt: skip
+    # Recall@10 then NDCG@10, in training then after; NDCG@10 of rank r is 1 / log2(r + 1): 3 → 50, 2 → 63.09
+    assert rows == {"Recent": [100.0, 75.0, 100.0, 63.09], "Memo": [100.0, 100.0, 0.0, 0.0]}
+    assert "only after them" in text
+    # Without the split's record (or with no such target) the table is left out.
+    assert "only after them" not in "\n".join(study._floor_section([recent, memo], "wilcoxon", None))

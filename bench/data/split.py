@@ -145,6 +145,18 @@ class Split:
         users = np.flatnonzero(self.train_end > 0)
         return users, self.train_end[users]
 
+    def in_training(self, targets: Targets) -> np.ndarray:
+        """(T,) bool: the target's item is among its own user's training events.
+
+        Every repeat validation target is (its whole history is training data). A repeat test target may
+        instead repeat only what came after the training part — the validation target and the events after
+        it, which no model was trained on — so a model that learned which items go with which user, rather
+        than to read its input, finds it on validation and misses it on the test."""
+        mask = self.train_mask()
+        owner = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.offsets))[mask]
+        seen = owner * self.n_items + self.items[mask]
+        return np.isin(targets.user.astype(np.int64) * self.n_items + targets.item, seen)
+
     def train_mask(self) -> np.ndarray:
         """(E,) bool, True on events of the training part."""
         lengths = np.diff(self.offsets)

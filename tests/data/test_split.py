@@ -76,6 +76,18 @@ def test_ties_are_broken_by_file_order() -> None:
     assert s.test.pos[0] == 5 and s.valid.pos[0] == 3
 
 
+def test_in_training_by_hand() -> None:
+    # u's test target g (pos 10) repeats only the validation target g (pos 8), past u's training part
+    # (positions 0..7); v's test target b repeats b at positions 1 and 2, inside v's training part.
+    s = _split(min_history=3)
+    assert list(s.in_training(s.test)) == [False, True]
+    # u's validation target g is new to u, so not in its training events
+    assert list(s.in_training(s.valid)) == [False]
+    # h is in w's training events and in u's history only after training (pos 9): it does not count for u
+    other = s.test.take(np.array([0]))
+    assert not s.in_training(type(other)(other.user, other.pos, np.array([_item(s, "h")]), other.is_repeat))[0]
+
+
 def test_histories_hold_only_strictly_earlier_events() -> None:
     s = _split(min_history=3, max_history=4)
     h = s.histories(s.test)
