@@ -57,6 +57,18 @@ def test_a_partial_study_can_refute_but_not_confirm_claims_about_every_baseline(
     assert verdicts["b"] == "not reproduced"
 
 
+def test_the_baseline_order_needs_five_baselines_to_be_confirmed() -> None:
+    """The exact two-sided Kendall test of a perfect agreement: p = 2/4! = 0.083 for four baselines, 2/5! = 0.017
+    for five; a reversed order is refuted with three."""
+    order = sorted((n for n in PAPER_TABLE1 if n != "rclrec"), key=lambda n: PAPER_TABLE1[n][3])
+    for n, verdict in ((4, "inconclusive"), (5, "reproduced")):
+        claim = next(c for c in check({m: _model(m, 0.2 + 0.1 * i, i) for i, m in enumerate(order[:n])}, {}, {}, "wilcoxon") if c.key == "e")
+        assert (claim.verdict, claim.p) == (verdict, f"{2 / np.prod(range(1, n + 1)):.2g}"), n
+        assert "below five baselines" in claim.rule
+    reversed_three = {m: _model(m, 0.5 - 0.1 * i, i) for i, m in enumerate(order[:3])}
+    assert next(c for c in check(reversed_three, {}, {}, "wilcoxon") if c.key == "e").verdict == "not reproduced"
+
+
 def test_bootstrap_ci_brackets_the_mean_difference() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random(500), rng.random(500)
