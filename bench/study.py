@@ -154,13 +154,14 @@ def write(folder: Path, req: Request) -> Path:
     lines = [f"# Reproduction report: RCLRec on {folder.name}", ""]
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
-    lines += _log_section(folder, runs) + _protocol_section(req, stages, runs, found)
+    record = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
+    lines += _log_section(runs, record) + _protocol_section(req, stages, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
                        headers=["claim", "paper", "ours", "effect", "Holm p", "verdict"], tablefmt="github"), ""]  # fmt: skip
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
-    lines += _floor_section(t1, test, _after_training(folder, runs))
+    lines += _floor_section(t1, test, _after_training(record, runs[0]["n_targets"]) if record else None)
     lines += _tuning_section(req, stages[1][1])
     diagnosis = folder / "diagnosis.md"
     if diagnosis.exists():  # its own heading becomes a section of this report
@@ -180,7 +181,8 @@ def write(folder: Path, req: Request) -> Path:
     return path
 
 
-def _log_section(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
+def _log_section(runs: list[dict[str, Any]], st: dict[str, Any] | None) -> list[str]:
+    """``st``: this split's record (:func:`_split_record`), or None when there is none."""
     if not runs:
         return ["## The log", "", "No finished runs yet.", ""]
     r = runs[0]
@@ -189,7 +191,6 @@ def _log_section(folder: Path, runs: list[dict[str, Any]]) -> list[str]:
     data = f"`{r['data']}`" if r.get("data") else "the embedded synthetic log"
     out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
            f"fingerprint `{r['split_fingerprint']}`.", ""]  # fmt: skip
-    st = _split_record(folder, r["split_fingerprint"])
     if st is not None:
         rows = ", ".join(f"{b} {st[f'rows_{b}']:,}" for b in ("click", "fav", "cart", "buy"))
         out += [f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions ({rows}; "
@@ -219,13 +220,12 @@ def _split_record(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     return st if st is not None and st.get("fingerprint") == fingerprint else None
 
 
-def _after_training(folder: Path, runs: list[dict[str, Any]]) -> np.ndarray | None:
+def _after_training(st: dict[str, Any], n_targets: int) -> np.ndarray | None:
     """(T,) bool over the test targets: a repeat of an item the user touched only after the training part;
     None when the split record does not say."""
-    st = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
-    if st is None or runner.REPEATS_AFTER_TRAINING not in st:
+    if runner.REPEATS_AFTER_TRAINING not in st:
         return None
-    mask = np.zeros(runs[0]["n_targets"], dtype=bool)
+    mask = np.zeros(n_targets, dtype=bool)
     mask[st[runner.REPEATS_AFTER_TRAINING]] = True
     return mask
 
