@@ -205,18 +205,20 @@ def _ablation(models: Mapping[str, Model], test: str) -> Claim:
 
 def _curve(sweep: Mapping[int, Model], test: str) -> Claim:
     statement = "(d) The curriculum-length curve rises to about k = 4, then flattens"
-    rule = (f"on R@10: reproduced if k=4 is significantly above k=1 and k=6 is not significantly above k=4 ({test}, "
-            "Holm over the two); not reproduced if k=1 is significantly above k=4 or k=6 significantly above k=4; "
-            "otherwise inconclusive")  # fmt: skip
+    # "Flattens" is the paper's "further increasing k brings only marginal gains": k=6 within noise of k=4.
+    # A significant fall after k=4 is a peak, not a plateau, so it refutes the claim as a rise would.
+    rule = (f"on R@10: reproduced if k=4 is significantly above k=1 and k=6 is not significantly different from k=4 "
+            f"({test}, Holm over the two); not reproduced if k=1 is significantly above k=4 or k=6 is significantly "
+            "above or below k=4; otherwise inconclusive")  # fmt: skip
     if not all(k in sweep for k in (1, 4, 6)):
         return _not_run("d", statement, "the sweep at k = 1, 4 and 6", rule)
     metric = "recall@10"
     k1, k4, k6 = sweep[1], sweep[4], sweep[6]
     p_rise, p_after = pvalues([(k4, k1), (k6, k4)], metric, test)
     rise, after = k4.mean(metric) - k1.mean(metric), k6.mean(metric) - k4.mean(metric)
-    if rise > 0 and p_rise < ALPHA and not (after > 0 and p_after < ALPHA):
+    if rise > 0 and p_rise < ALPHA and p_after >= ALPHA:
         verdict = "reproduced"
-    elif (rise < 0 and p_rise < ALPHA) or (after > 0 and p_after < ALPHA):
+    elif (rise < 0 and p_rise < ALPHA) or p_after < ALPHA:
         verdict = "not reproduced"
     else:
         verdict = "inconclusive"
