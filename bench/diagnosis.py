@@ -41,6 +41,10 @@ def write(plan: Plan) -> dict[str, Path]:
         rows.append([question, variant, f"{100 * r['metrics']['recall@10']:.2f}", f"{100 * r['metrics']['ndcg@10']:.2f}",
                      delta, f"{100 * r['valid_ndcg@10']:.2f}", hits, capped])  # fmt: skip
         records.append({"question": question, "variant": variant, "metrics": r["metrics"], "generation": gen, "job": job.name})
+    for display, reason in plan.waiting:
+        question, variant = display.split(": ", 1)
+        rows.append([question, variant, "–", "–", "–", "–", "–", f"waiting for {reason}"])
+        records.append({"question": question, "variant": variant, "status": "waiting", "waiting_for": reason})
     headers = ["question", "variant", "R@10", "N@10", "Δ N@10 vs reference [95% CI]", "valid N@10", "target in prefix / in last k", "note"]
     text = "\n".join([
         f"# Diagnosis of RCLRec on {plan.folder.name} (seed 0, profile {plan.profile.name})", "",

@@ -70,6 +70,9 @@ class Plan:
     results_dir: Path
     jobs: tuple[Job, ...]
     test: str = stats.DEFAULT
+    waiting: tuple[tuple[str, str], ...] = ()
+    """(display, what it waits for) of the jobs that cannot be planned yet: ``diagnose --tuned``'s TIGER rows
+    before TIGER's grid has run. The command runs the rest; its table lists these as missing."""
 
     @property
     def folder(self) -> Path:
@@ -112,12 +115,12 @@ class _Context:
         self.used_sets: set[str] = set()
         self.folder = req.results_dir / self.dataset.name
 
-    def plan(self, command: str, jobs: list[Job]) -> Plan:
+    def plan(self, command: str, jobs: list[Job], waiting: Sequence[tuple[str, str]] = ()) -> Plan:
         unused = sorted(set(self.sets) - self.used_sets)
         if unused:
             names = sorted({j.model for j in jobs})
             raise BenchError(f"--set {unused[0]}.…: '{unused[0]}' is not a model of this command ({', '.join(names)})")
-        return Plan(command, self.profile, self.dataset, self.req.results_dir, tuple(jobs), self.req.test)
+        return Plan(command, self.profile, self.dataset, self.req.results_dir, tuple(jobs), self.req.test, tuple(waiting))
 
     def chain(self, entry: ModelEntry) -> list[str]:
         """The model and its ancestors, nearest first."""
@@ -315,13 +318,19 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
         ("semantic IDs", "TIGER on the fitted codes", "tiger", {}),
         ("semantic IDs", "TIGER on random collision-free codes", "tiger", {"random_ids": True}),
     ]  # fmt: skip
-    jobs = []
+    jobs, waiting = [], []
     for i, (question, variant, name, values) in enumerate(questions):
         e = ctx.configs.model(name)
+        display = f"{question}: {variant}"
+        if req.tuned and name != model and e.tune_owner and not selection_path(ctx.folder, e.tune_owner).exists():
+            # Another model's untuned run would not be the comparison the row promises; the diagnosed
+            # model's own rows need nothing from it, so they run now and this one waits for that grid.
+            waiting.append((display, f"{e.tune_owner}'s tuning: run 'python -m bench tune --models {e.tune_owner}'"))
+            continue
         # A variant that changes nothing for its model (λ = RCLRec's configured λ, TIGER on its own codes) is
         # that model's seed-0 run, reused when one with the same split and config is there.
         own = base if name == model else ctx.jobs(e, [0])[0].config
         same = all(getattr(own, k, object()) == v for k, v in values.items())
-        jobs += ctx.jobs(e, [0], name=f"diagnosis/{i:02d}-{question.replace(' ', '-')}", display=f"{question}: {variant}",
+        jobs += ctx.jobs(e, [0], name=f"diagnosis/{i:02d}-{question.replace(' ', '-')}", display=display,
                          table=False, point=(values, f"diagnose {question}"), reuse=e.name if same else None)  # fmt: skip
-    return ctx.plan("diagnose", jobs)
+    return ctx.plan("diagnose", jobs, waiting)

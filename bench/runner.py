@@ -426,6 +426,7 @@ def dry_run(plan: Plan, workers: int) -> str:
                 shared_stage |= (job.target, plan.profile.name) in staged
         rows.append([job.label, job.display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()) or "–", status,
                      "?" if estimate is None else _duration(estimate)])  # fmt: skip
+    rows += [["–", display, "–", f"waiting for {reason}", "?"] for display, reason in plan.waiting]
     table = tabulate(rows, headers=["job", "display", "overrides", "status", "expected"], tablefmt="simple")
     n_todo = sum(1 for r in rows if r[3].startswith("to "))
     width = max(1, min(workers, n_todo))
@@ -435,7 +436,9 @@ def dry_run(plan: Plan, workers: int) -> str:
     else:
         expected = (f"expected about {_duration(total / width)} wall ({_duration(total)} of work)"
                     + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
-    summary = f"{plan.command}: {len(rows)} job(s), {n_todo} to run on {width} worker(s); {expected}"
+    summary = f"{plan.command}: {len(plan.jobs)} job(s), {n_todo} to run on {width} worker(s); {expected}"
+    if plan.waiting:
+        summary += f"; {len(plan.waiting)} more waiting (not run by this command)"
     if shared_stage:
         summary += "\n(an RCLRec job's time includes its pre-training, which the jobs of one seed and stage-1 config share)"
     return f"{table}\n\n{summary}\ndry run: nothing was written"

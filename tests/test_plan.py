@@ -88,6 +88,22 @@ def test_the_diagnosis_reuses_the_runs_it_would_only_repeat() -> None:
     assert (backbone.model, backbone.reuse, backbone.config.backbone) == ("rclrec-diagnostic", None, "token")
 
 
+def test_a_tuned_diagnosis_runs_its_own_rows_while_tigers_grid_has_not_run(tmp_path: Path) -> None:
+    req = Request(profile="smoke", results_dir=tmp_path, tuned=True)
+    with pytest.raises(BenchError, match=r"rclrec has a tuning grid but .*rclrec.json does not exist"):
+        diagnose_plan(req)  # the diagnosed model's own selection is never optional
+    _select(tmp_path / "synthetic", "rclrec", {"learning_rate": 0.003, "dropout": 0.3}, "tuning/rclrec/x")
+    plan = diagnose_plan(req)
+    tiger_rows = ["semantic IDs: TIGER on the fitted codes", "semantic IDs: TIGER on random collision-free codes"]
+    assert [display for display, _ in plan.waiting] == tiger_rows
+    assert all("python -m bench tune --models tiger" in reason for _, reason in plan.waiting)
+    assert {j.model for j in plan.jobs} == {"rclrec", "rclrec-diagnostic"}
+    assert all(j.config.learning_rate == 0.003 for j in plan.jobs)
+    _select(tmp_path / "synthetic", "tiger", {"learning_rate": 0.001}, "tuning/tiger/x")
+    plan = diagnose_plan(req)
+    assert plan.waiting == () and [j.display for j in plan.jobs if j.model == "tiger"] == tiger_rows
+
+
 def test_bad_requests_fail_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="unknown significance test 'ztest'"):
         run_plan(Request(profile="smoke", test="ztest"), ["pop"])
