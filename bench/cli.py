@@ -319,7 +319,7 @@ def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: A
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
     _print_paths(diagnosis.write(plan))
-    for display, reason in plan.waiting:  # rows the table lists as missing, not failures
+    for display, reason in plan.waiting:  # rows the table lists as waiting: not failures, so not in the exit code
         print(f"not run: {display} (waiting for {reason})")
     return _failures(failed)
 

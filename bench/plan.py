@@ -72,7 +72,7 @@ class Plan:
     test: str = stats.DEFAULT
     waiting: tuple[tuple[str, str], ...] = ()
     """(display, what it waits for) of the jobs that cannot be planned yet: ``diagnose --tuned``'s TIGER rows
-    before TIGER's grid has run. The command runs the rest; its table lists these as missing."""
+    before TIGER's grid has run. The command runs the rest; its table and ``--dry-run`` list these as waiting."""
 
     @property
     def folder(self) -> Path:
