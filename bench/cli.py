@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("model", nargs="?", default="rclrec")
     _common(diagnose)
     _training(diagnose, seeds=False, tuned=True, test=False)
+    diagnose.add_argument("--questions", type=_models, default=None, metavar="Q,Q",
+                          help="compute only these questions (e.g. semantic-IDs,budget); diagnosis.md still lists "
+                          "every question, with the rows not computed yet as missing")  # fmt: skip
 
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
     _common(report)
@@ -298,12 +301,14 @@ def _plan(args: argparse.Namespace):  # noqa: ANN202 - a bench.plan.Plan
         return plans.ablate_plan(req, args.model)
     if args.command == "sweep":
         return plans.sweep_plan(req, args.model, args.param, args.values)
-    return plans.diagnose_plan(req, args.model)
+    plan = plans.diagnose_plan(req, args.model)
+    return plan if args.questions is None else plans.only_questions(plan, args.questions)
 
 
 def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: ANN001 - a bench.plan.Plan
     """What a command writes once its jobs ran: its table, selection, figure or diagnosis."""
     from bench import diagnosis, figure, report, tuning
+    from bench import plan as plans
 
     if args.command == "run":
         if args.no_report:
@@ -318,7 +323,7 @@ def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: A
     if args.command == "sweep":
         values = list(dict.fromkeys(j.sweep["value"] for j in plan.jobs))
         return _finish(failed, lambda: figure.figure3(plan.folder, args.model, args.param, values))
-    _print_paths(diagnosis.write(plan))
+    _print_paths(diagnosis.write(plans.diagnose_plan(_request(args), args.model)))  # every question's row
     for display, reason in plan.waiting:  # rows the table lists as waiting: not failures, so not in the exit code
         print(f"not run: {display} (waiting for {reason})")
     return _failures(failed)

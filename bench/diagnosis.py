@@ -4,7 +4,9 @@ configured (seed 0), so a "not reproduced" comes with what explains it. Never pa
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -18,6 +20,7 @@ from bench.plan import Plan
 def write(plan: Plan) -> dict[str, Path]:
     rows, records = [], []
     reference = None
+    cpus: list[str] = []
     for job in plan.jobs:
         path = plan.json_path(job)
         question, variant = job.display.split(": ", 1)
@@ -26,6 +29,7 @@ def write(plan: Plan) -> dict[str, Path]:
             records.append({"question": question, "variant": variant, "status": "missing"})
             continue
         r = json.loads(path.read_text())
+        cpus.append(_cpu(r))
         with np.load(path.with_suffix(".npz")) as z:
             values = per_target(z["ranks"])
         if question == "reference":
@@ -54,8 +58,30 @@ def write(plan: Plan) -> dict[str, Path]:
         "own score is the row without fine-tuning). The oracle row leaks the target by design: it bounds what a "
         "perfect selection could give.", "",
         tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+        *_hardware_note(plan, cpus),
     ])  # fmt: skip
     paths = {"md": plan.folder / "diagnosis.md", "json": plan.folder / "diagnosis.json"}
     write_text(paths["md"], text)
     write_json(paths["json"], records)
     return paths
+
+
+def _cpu(record: dict[str, Any]) -> str:
+    return f"{(record.get('hardware') or {}).get('cpu', 'an unrecorded CPU')} ({record.get('device', 'cpu')})"
+
+
+def _hardware_note(plan: Plan, cpus: list[str]) -> list[str]:
+    """Where the rows ran, and whether that is where the model's own seed-0 run (Table 1's) ran: a θ0 trained
+    on another CPU family rounds differently and drifts away (README, Reproducibility), so the rows then
+    compare with their own reference, not with Table 1."""
+    if not cpus:
+        return []
+    note = "Computed on " + ", ".join(f"{cpu} ({n} row{'s' if n > 1 else ''})" for cpu, n in Counter(cpus).items()) + "."
+    own = plan.folder / plan.jobs[0].model / "seed0.json"
+    if own.exists():
+        run = json.loads(own.read_text())
+        if set(cpus) != {_cpu(run)}:
+            note += (f" Table 1's {run['display']} seed 0 ran on {_cpu(run)}, so its θ0 is not the one these rows "
+                     "share: another CPU family rounds differently and a long training drifts away (README, "
+                     "Reproducibility). Compare the rows with their own reference, not with Table 1.")
+    return [note, ""]

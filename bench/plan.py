@@ -334,3 +334,23 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
         jobs += ctx.jobs(e, [0], name=f"diagnosis/{i:02d}-{question.replace(' ', '-')}", display=display,
                          table=False, point=(values, f"diagnose {question}"), reuse=e.name if same else None)  # fmt: skip
     return ctx.plan("diagnose", jobs, waiting)
+
+
+def _question_key(question: str) -> str:
+    return question.lower().replace(" ", "-")
+
+
+def only_questions(plan: Plan, questions: Sequence[str]) -> Plan:
+    """``diagnose --questions``: the diagnose plan's jobs (and waiting rows) of these questions only, so the
+    questions can be computed apart (on two machines, or the ones that share θ0 first); the rows keep
+    their names. A name is matched without case, a dash standing for a space (``semantic-IDs``)."""
+    def question(display: str) -> str:
+        return _question_key(display.split(": ", 1)[0])
+
+    known = list(dict.fromkeys([*(question(j.display) for j in plan.jobs), *(question(d) for d, _ in plan.waiting)]))
+    wanted = {_question_key(q) for q in questions}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise BenchError(f"--questions {unknown[0]}: not a question of this diagnosis ({', '.join(known)})")
+    return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if question(j.display) in wanted),
+                               waiting=tuple(w for w in plan.waiting if question(w[0]) in wanted))  # fmt: skip

@@ -23,12 +23,13 @@ import torch
 from tabulate import tabulate
 
 from bench import claims as claims_mod
+from bench import diagnosis as diagnosis_mod
 from bench import figure, report, runner, tuning
 from bench.config import Configs
 from bench.data.preprocess import describe_preparation
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
-from bench.plan import Plan, Request, ablate_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.plan import Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
 
 K_VALUES = "1,2,3,4,5,6"
 
@@ -163,8 +164,13 @@ def write(folder: Path, req: Request) -> Path:
     lines += ["Rules:", "", *[f"- ({c.key}) {c.rule}." for c in claims], ""]
     lines += _floor_section(t1, test, _after_training(record, runs[0]["n_targets"]) if record else None)
     lines += _tuning_section(req, stages[1][1])
+    if (folder / "diagnosis").is_dir():  # its own heading becomes a section of this report
+        # Regenerated from the diagnosis runs like every table, so diagnosis.md cannot drift from them either;
+        # tuned as the study runs it (`diagnose --tuned`) once RCLRec's selection is made.
+        tuned = selection_path(folder, "rclrec").exists()
+        written["diagnosis"] = _safe(lambda: diagnosis_mod.write(diagnose_plan(dataclasses.replace(req, tuned=tuned))), None)
     diagnosis = folder / "diagnosis.md"
-    if diagnosis.exists():  # its own heading becomes a section of this report
+    if written.get("diagnosis"):
         lines += ["## Diagnosis", "", *diagnosis.read_text().split("\n", 2)[2:], ""]
     else:
         lines += ["## Diagnosis", "", "Not run: `python -m bench diagnose rclrec --tuned` (with this command's options; once RCLRec's "

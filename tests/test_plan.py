@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.plan import Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.plan import (
+    Request,
+    ablate_plan,
+    diagnose_plan,
+    only_questions,
+    run_plan,
+    selection_path,
+    sweep_plan,
+    tune_plan,
+)
 
 
 def _select(folder: Path, model: str, selected: dict, trial: str, profile: str = "smoke") -> None:
@@ -102,6 +111,19 @@ def test_a_tuned_diagnosis_runs_its_own_rows_while_tigers_grid_has_not_run(tmp_p
     _select(tmp_path / "synthetic", "tiger", {"learning_rate": 0.001}, "tuning/tiger/x")
     plan = diagnose_plan(req)
     assert plan.waiting == () and [j.display for j in plan.jobs if j.model == "tiger"] == tiger_rows
+
+
+def test_diagnose_questions_computes_some_questions_under_their_own_row_names(tmp_path: Path) -> None:
+    req = Request(profile="smoke", results_dir=tmp_path, tuned=True)
+    _select(tmp_path / "synthetic", "rclrec", {"learning_rate": 0.003}, "tuning/rclrec/x")
+    full = diagnose_plan(req)
+    part = only_questions(full, ["Semantic-IDs", "budget"])
+    assert [j.name for j in part.jobs] == [j.name for j in full.jobs if j.name.endswith(("-budget", "-semantic-IDs"))]
+    assert [j.name for j in part.jobs] == ["diagnosis/12-budget", "diagnosis/14-semantic-IDs"]
+    assert len(part.waiting) == 2  # TIGER's two semantic-ID rows still wait for its grid
+    assert only_questions(full, ["QAL"]).waiting == ()
+    with pytest.raises(BenchError, match=r"--questions seeds: not a question of this diagnosis \(reference, selection, qal"):
+        only_questions(full, ["seeds"])
 
 
 def test_bad_requests_fail_before_anything_runs(tmp_path: Path) -> None:

@@ -74,6 +74,17 @@ def test_diagnose_answers_each_question_apart_from_the_tables(tmp_path: Path) ->
     assert none[header.index("valid N@10")] == f"{100 * reference['fit_extra']['theta0_valid_ndcg10']:.2f}"
 
 
+def test_diagnose_questions_trains_those_rows_and_still_lists_every_question(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = bench("diagnose", "--questions", "selection", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = out / "synthetic"
+    assert sorted(p.name for p in (folder / "diagnosis").iterdir()) == ["01-selection", "02-selection"]
+    records = json.loads((folder / "diagnosis.json").read_text())
+    assert [r["question"] for r in records if "metrics" in r] == ["selection", "selection"]
+    assert {r["question"] for r in records if r.get("status") == "missing"} >= {"reference", "budget", "semantic IDs"}
+
+
 def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_missing(tmp_path: Path) -> None:
     out = tmp_path / "r"
     result = bench("study", "--models", "rclrec", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
