@@ -371,8 +371,12 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
     capped = capped_stages(report.best_epoch, report.extra)
     epochs = f"best epoch {report.best_epoch + 1} of {report.extra['epochs_run']}, " if "epochs_run" in report.extra else ""
+    # A grid point is chosen on validation alone: its line shows that criterion, so nobody tunes by eye on
+    # the test metrics (they are in its result file all the same).
+    scores = (f"valid N@10 {report.best_valid_ndcg10:.4f} (the selection criterion)  " if plan.command == "tune"
+              else f"R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  ")  # fmt: skip
     say(
-        f"✓ {job.label}: R@10 {metrics['recall@10']:.4f}  N@10 {metrics['ndcg@10']:.4f}  "
+        f"✓ {job.label}: {scores}"
         f"({epochs}{seconds['train'] + earlier_seconds:.0f}s train, {seconds['eval']:.1f}s eval)"
         + (f"; ⚠ ended at its epoch cap, not by early stopping ({'; '.join(capped)}): possibly undertrained" if capped else "")
         + ("; ⚠ fine-tuning never beat its starting point's validation NDCG@10 "

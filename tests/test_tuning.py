@@ -37,6 +37,9 @@ def test_tune_selects_on_validation_and_run_reuses_the_trial(tmp_path: Path) -> 
     scores = [t["valid_ndcg@10"] for t in record["trials"]]
     assert record["selected"] == record["trials"][scores.index(max(scores))]["params"]
     assert "✓" in (out / "synthetic" / "tuning.md").read_text()
+    # a trial's line shows the criterion it is chosen by, never its test metrics
+    trial_lines = [line for line in result.stdout.splitlines() if line.startswith("✓ tuning/recent/")]
+    assert len(trial_lines) == 2 and all("valid N@10" in line and "R@10" not in line for line in trial_lines), trial_lines
 
     result = bench("run", "--models", "recent", "--tuned", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
