@@ -25,7 +25,9 @@ def write(plan: Plan) -> dict[str, Path]:
         path = plan.json_path(job)
         question, variant = job.display.split(": ", 1)
         if not path.exists():
-            rows.append([question, variant, "–", "–", "–", "–", "–", "missing (failed or not run)"])
+            failed = path.with_suffix(".failed.json").exists()
+            note = f"failed (see {path.with_suffix('.error.log').name})" if failed else "not run yet"
+            rows.append([question, variant, "–", "–", "–", "–", "–", note])
             records.append({"question": question, "variant": variant, "status": "missing"})
             continue
         r = json.loads(path.read_text())
@@ -76,7 +78,7 @@ def _hardware_note(plan: Plan, cpus: list[str]) -> list[str]:
     compare with their own reference, not with Table 1."""
     if not cpus:
         return []
-    note = "Computed on " + ", ".join(f"{cpu} ({n} row{'s' if n > 1 else ''})" for cpu, n in Counter(cpus).items()) + "."
+    note = "Where the rows ran: " + "; ".join(f"{cpu}, {n} row{'s' if n > 1 else ''}" for cpu, n in Counter(cpus).items()) + "."
     own = plan.folder / plan.jobs[0].model / "seed0.json"
     if own.exists():
         run = json.loads(own.read_text())

@@ -17,11 +17,14 @@ def test_rows_without_results_say_whether_they_failed_or_wait_for_another_models
     path.write_text(json.dumps({"model": "rclrec", "profile": "smoke", "selected": {"learning_rate": 0.003},
                                 "selected_trial": "tuning/rclrec/learning_rate=0.003"}))  # fmt: skip
     plan = diagnose_plan(Request(profile="smoke", results_dir=tmp_path, tuned=True))
+    failed = plan.json_path(plan.jobs[-1]).with_suffix(".failed.json")
+    failed.parent.mkdir(parents=True)
+    failed.write_text("{}")
     paths = diagnosis.write(plan)
     records = json.loads(paths["json"].read_text())
     assert [r["status"] for r in records] == ["missing"] * len(plan.jobs) + ["waiting", "waiting"]
     md = paths["md"].read_text()
-    assert md.count("missing (failed or not run)") == len(plan.jobs)
+    assert md.count("not run yet") == len(plan.jobs) - 1 and md.count("failed (see seed0.error.log)") == 1
     assert md.count("waiting for tiger's tuning: run 'python -m bench tune --models tiger'") == 2
 
 
@@ -47,7 +50,7 @@ def test_the_table_says_where_its_rows_ran_and_warns_when_table_1s_run_ran_elsew
     _finished(plan.json_path(reference), "AMD EPYC", [1, 1000])
     _finished(plan.json_path(selection), "AMD EPYC", [1, 1])
     md = diagnosis.write(plan)["md"].read_text()
-    assert "Computed on AMD EPYC (cpu) (2 rows)." in md and "Table 1" not in md.split("Computed on")[1]
+    assert "Where the rows ran: AMD EPYC (cpu), 2 rows." in md and "Table 1" not in md.split("Where the rows ran")[1]
     # the diagnosed model's own seed-0 run (Table 1's) on another CPU: its θ0 is not the rows' θ0
     _finished(plan.folder / "rclrec" / "seed0.json", "Intel Xeon", [1, 1000])
     md = diagnosis.write(plan)["md"].read_text()
@@ -66,5 +69,5 @@ def test_the_study_report_regenerates_the_diagnosis_from_its_runs(tmp_path: Path
     stale.write_text("# stale\n\nnot from the runs\n")
     study.write(plan.folder, Request(profile="smoke", results_dir=tmp_path))
     md = stale.read_text()
-    assert "not from the runs" not in md and "Computed on AMD EPYC (cpu) (1 row)." in md
-    assert "Computed on AMD EPYC (cpu) (1 row)." in (plan.folder / "REPORT.md").read_text()
+    assert "not from the runs" not in md and "Where the rows ran: AMD EPYC (cpu), 1 row." in md
+    assert "Where the rows ran: AMD EPYC (cpu), 1 row." in (plan.folder / "REPORT.md").read_text()
