@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training(diagnose, seeds=False, tuned=True, test=False)
     diagnose.add_argument("--questions", type=_models, default=None, metavar="Q,Q",
                           help="compute only these questions (e.g. semantic-IDs,budget); diagnosis.md still lists "
-                          "every question, with the rows not computed yet as missing")  # fmt: skip
+                          "every question, the rows not computed yet as 'not run yet'")  # fmt: skip
 
     report = sub.add_parser("report", help="write Table 1 (Markdown, LaTeX, stats) from existing results")
     _common(report)

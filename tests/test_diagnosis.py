@@ -11,12 +11,16 @@ from bench import diagnosis
 from bench.plan import Request, diagnose_plan, selection_path
 
 
-def test_rows_without_results_say_whether_they_failed_or_wait_for_another_models_grid(tmp_path: Path) -> None:
+def _tuned_plan(tmp_path: Path):  # noqa: ANN202 - a bench.plan.Plan
     path = selection_path(tmp_path / "synthetic", "rclrec")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"model": "rclrec", "profile": "smoke", "selected": {"learning_rate": 0.003},
                                 "selected_trial": "tuning/rclrec/learning_rate=0.003"}))  # fmt: skip
-    plan = diagnose_plan(Request(profile="smoke", results_dir=tmp_path, tuned=True))
+    return diagnose_plan(Request(profile="smoke", results_dir=tmp_path, tuned=True))
+
+
+def test_rows_without_results_say_whether_they_failed_or_wait_for_another_models_grid(tmp_path: Path) -> None:
+    plan = _tuned_plan(tmp_path)
     failed = plan.json_path(plan.jobs[-1]).with_suffix(".failed.json")
     failed.parent.mkdir(parents=True)
     failed.write_text("{}")
@@ -28,19 +32,12 @@ def test_rows_without_results_say_whether_they_failed_or_wait_for_another_models
     assert md.count("waiting for tiger's tuning: run 'python -m bench tune --models tiger'") == 2
 
 
-def _tuned_plan(tmp_path: Path):  # noqa: ANN202 - a bench.plan.Plan
-    path = selection_path(tmp_path / "synthetic", "rclrec")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"model": "rclrec", "profile": "smoke", "selected": {"learning_rate": 0.003},
-                                "selected_trial": "tuning/rclrec/learning_rate=0.003"}))  # fmt: skip
-    return diagnose_plan(Request(profile="smoke", results_dir=tmp_path, tuned=True))
-
-
 def _finished(path: Path, cpu: str, ranks: list[int], display: str = "RCLRec") -> None:
     """A result file with what the table reads: rank 1 a hit at the top, rank 1000 a miss."""
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path.with_suffix(".npz"), ranks=np.array(ranks))
-    path.write_text(json.dumps({"display": display, "model": "rclrec", "seed": 0, "config_hash": "0", "metrics": {"recall@10": 0.5, "ndcg@10": 0.5}, "valid_ndcg@10": 0.4,
+    path.write_text(json.dumps({"display": display, "model": "rclrec", "seed": 0, "config_hash": "0",
+                                "metrics": {"recall@10": 0.5, "ndcg@10": 0.5}, "valid_ndcg@10": 0.4,
                                 "device": "cpu", "hardware": {"cpu": cpu}}))  # fmt: skip
 
 
