@@ -12,7 +12,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.claims import bootstrap_ci
-from bench.io import write_json, write_text
+from bench.io import error_log_path, failed_path, write_json, write_text
 from bench.metrics import per_target
 from bench.plan import Plan
 
@@ -25,8 +25,7 @@ def write(plan: Plan) -> dict[str, Path]:
         path = plan.json_path(job)
         question, variant = job.display.split(": ", 1)
         if not path.exists():
-            failed = path.with_suffix(".failed.json").exists()
-            note = f"failed (see {path.with_suffix('.error.log').name})" if failed else "not run yet"
+            note = f"failed (see {error_log_path(path).name})" if failed_path(path).exists() else "not run yet"
             rows.append([question, variant, "–", "–", "–", "–", "–", note])
             records.append({"question": question, "variant": variant, "status": "missing"})
             continue

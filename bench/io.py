@@ -64,6 +64,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def failed_path(result: Path) -> Path:
+    """``seed<S>.failed.json`` beside the run's result ``seed<S>.json``: the record of its last failure."""
+    return result.with_suffix(".failed.json")
+
+
+def error_log_path(result: Path) -> Path:
+    """``seed<S>.error.log`` beside the run's result ``seed<S>.json``: the traceback of its last failure."""
+    return result.with_suffix(".error.log")
+
+
 def result_files(folder: Path, pattern: str = "*/") -> list[Path]:
     """The finished runs' ``seed<S>.json`` under ``folder`` (``pattern`` + the file name, e.g. ``*/`` for one
     level down), sorted; a failure's ``seed<S>.failed.json`` is not a result."""

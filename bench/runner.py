@@ -32,7 +32,7 @@ from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
 from bench.executor import Outcome, execute
 from bench.hashing import config_hash
-from bench.io import atomic_path, result_files, write_json, write_npz, write_text
+from bench.io import atomic_path, error_log_path, failed_path, result_files, write_json, write_npz, write_text
 from bench.metrics import summarize
 from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
@@ -191,7 +191,7 @@ def run_one(plan: Plan, job: Job, expected: str, split: Split, device: torch.dev
         raise  # the environment (disk full, permissions): every later job would fail the same way
     except Exception as err:  # noqa: BLE001 - one broken model must not stop the others
         reason = _record_failure(plan, job, err)
-        line = f"✗ {job.label}: {reason} (details in {plan.json_path(job).with_suffix('.error.log')})"
+        line = f"✗ {job.label}: {reason} (details in {error_log_path(plan.json_path(job))})"
         if echo:
             warn(line)
         else:
@@ -264,7 +264,7 @@ def remove_leftovers(folder: Path, cache: Path, cache_age_s: float = 3600.0) -> 
 def _record_failure(plan: Plan, job: Job, err: BaseException) -> str:
     """The traceback in ``seed<S>.error.log``; ``seed<S>.failed.json`` so the tables list the run as failed.
     No result is written. Returns the one-line reason."""
-    log = plan.json_path(job).with_suffix(".error.log")
+    log = error_log_path(plan.json_path(job))
     write_text(log, traceback.format_exc())
     reason = f"{type(err).__name__}: {err}" if not isinstance(err, BenchError) else str(err)
     record_failed(plan, job, reason, log)
@@ -274,7 +274,7 @@ def _record_failure(plan: Plan, job: Job, err: BaseException) -> str:
 def record_failed(plan: Plan, job: Job, reason: str, log: Path | None) -> None:
     """``seed<S>.failed.json``: the tables list the run as failed (and why) until a rerun succeeds."""
     record = {**job.identity(), "seed": job.seed, "error": reason, "log": None if log is None else str(log)}
-    write_json(plan.json_path(job).with_suffix(".failed.json"), record)
+    write_json(failed_path(plan.json_path(job)), record)
 
 
 def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
@@ -367,7 +367,7 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
     write_npz(path.with_suffix(".npz"), ranks=ranks, users=split.test.user, items=split.test.item,
               is_repeat=split.test.is_repeat)  # fmt: skip
     write_json(path, result)
-    for stale in (path.with_suffix(".failed.json"), path.with_suffix(".error.log")):
+    for stale in (failed_path(path), error_log_path(path)):
         stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
     capped = capped_stages(report.best_epoch, report.extra)
     epochs = f"best epoch {report.best_epoch + 1} of {report.extra['epochs_run']}, " if "epochs_run" in report.extra else ""
