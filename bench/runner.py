@@ -389,15 +389,18 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
 
 def dry_run(plan: Plan, workers: int) -> str:
     """The plan as a table — each job, what a run would do with it, and its expected time — without
-    writing anything. Times come from finished runs of the same model class at the same profile in this
-    results dir (their median training + evaluation seconds, counted from scratch: an RCLRec job's include
-    θ0's pre-training, so jobs that will share one θ0 are overestimated), this log's runs where there are
-    any (logs differ several-fold in cost), else any log's; a model that never ran here shows '?'."""
+    writing anything. Times are the median training + evaluation seconds of finished runs in this results
+    dir, counted from scratch (an RCLRec job's include θ0's pre-training, so jobs that will share one θ0 are
+    overestimated). The closest runs decide: this log's runs of the same configuration (another seed of it,
+    or the tuning trial a tuned model was selected from: a grid's points differ several-fold in epochs),
+    else this log's runs of the model class at this profile (logs differ several-fold in cost), else any
+    log's; a model that never ran here shows '?'."""
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
     earlier: dict[tuple[str, str], list[float]] = {}  # every log's runs in the results dir
     here: dict[tuple[str, str], list[float]] = {}  # this log's
+    same_config: dict[str, list[float]] = {}  # this log's, by config hash (the seed is not in it)
     staged: set[tuple[str, str]] = set()  # the classes whose runs have a first stage that other jobs may share
     for f in result_files(plan.results_dir, "*/**/"):
         r = json.loads(f.read_text())
@@ -406,6 +409,7 @@ def dry_run(plan: Plan, workers: int) -> str:
         earlier.setdefault(key, []).append(seconds)
         if f.is_relative_to(plan.folder):
             here.setdefault(key, []).append(seconds)
+            same_config.setdefault(r.get("config_hash", ""), []).append(seconds)
         if "pretrain" in (r.get("fit_extra") or {}):
             staged.add(key)
     rows, todo_seconds, unknown, shared_stage = [], [], 0, False
@@ -420,7 +424,8 @@ def dry_run(plan: Plan, workers: int) -> str:
             status = f"reuses {job.reuse} if identical"
         elif checkpoint.exists():
             status = "to resume from its checkpoint"
-        seconds = here.get((job.target, plan.profile.name)) or earlier.get((job.target, plan.profile.name))
+        seconds = (same_config.get(expected) or here.get((job.target, plan.profile.name))
+                   or earlier.get((job.target, plan.profile.name)))  # fmt: skip
         estimate = float(np.median(seconds)) if seconds else None
         if status.startswith("to "):
             if estimate is None:

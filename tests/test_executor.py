@@ -72,27 +72,35 @@ def test_the_workers_benchmark_prints_the_ratio_and_checks_the_ranks(tmp_path: P
     assert not any(tmp_path.iterdir())  # both runs went to temporary folders
 
 
-def test_dry_run_estimates_from_this_logs_runs_before_other_logs(tmp_path: Path) -> None:
-    """Logs differ several-fold in cost: another log's runs give the estimate only until this log has its own."""
+def test_dry_run_estimates_from_the_closest_runs(tmp_path: Path) -> None:
+    """Logs differ several-fold in cost, and so do a grid's points: another log's runs give the estimate only
+    until this log has runs of the model, and those only until it has a run of the job's own configuration."""
     import json
 
     from bench.plan import Request, run_plan
-    from bench.runner import dry_run
+    from bench.runner import dry_run, job_hash
 
     plan = run_plan(Request(dataset="synthetic", profile="smoke", results_dir=tmp_path / "r"), ["pop"])
     job = plan.jobs[0]
 
-    def finished(log: str, seconds: float) -> None:
-        path = tmp_path / "r" / log / "pop" / "seed7.json"  # a seed outside the plan: pop seed0 stays "to run"
+    def finished(folder: str, seconds: float, config_hash: str = "another-config") -> None:
+        path = tmp_path / "r" / folder / "seed7.json"  # a seed outside the plan: pop seed0 stays "to run"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"class": job.target, "profile": "smoke", "train_seconds": seconds, "eval_seconds": 0.0}))
+        path.write_text(json.dumps({"class": job.target, "profile": "smoke", "config_hash": config_hash,
+                                    "train_seconds": seconds, "eval_seconds": 0.0}))  # fmt: skip
 
-    finished("a-bigger-log", 7200.0)
-    row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
-    assert "to run" in row and row.rstrip().endswith("2.0 h"), row
-    finished("synthetic", 60.0)
-    row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
-    assert row.rstrip().endswith("60 s"), row
+    def estimate() -> str:
+        row = next(line for line in dry_run(plan, 1).splitlines() if line.startswith("pop seed0"))
+        assert "to run" in row, row
+        return row.rstrip().rsplit(maxsplit=2)[-2:]
+
+    finished("a-bigger-log/pop", 7200.0)
+    assert estimate() == ["2.0", "h"]
+    finished("synthetic/pop", 60.0)
+    finished("synthetic/tuning/pop/a-slow-point", 3000.0)
+    assert estimate() == ["26", "min"]  # the median of this log's 60 s and 3000 s
+    finished("synthetic/tuning/pop/the-selected-point", 600.0, config_hash=job_hash(job, plan.profile))
+    assert estimate() == ["10", "min"]
 
 
 _OTHERS_DONE = threading.Event()  # module state: Dask pickles a task's function by reference
