@@ -12,9 +12,17 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.claims import bootstrap_ci
-from bench.io import error_log_path, failed_path, write_json, write_text
+from bench.io import failed_path, write_json, write_text
 from bench.metrics import per_target
 from bench.plan import Plan
+
+
+def _failure_note(failed: Path) -> str:
+    """A failed row's cell: its traceback's file, or (a worker that died leaves none) the recorded reason."""
+    record = json.loads(failed.read_text())
+    if record.get("log"):
+        return f"failed (see {Path(record['log']).name})"
+    return "failed: " + str(record.get("error") or "no reason recorded").replace("|", "\\|")  # a Markdown cell
 
 
 def write(plan: Plan) -> dict[str, Path]:
@@ -25,7 +33,7 @@ def write(plan: Plan) -> dict[str, Path]:
         path = plan.json_path(job)
         question, variant = job.display.split(": ", 1)
         if not path.exists():
-            note = f"failed (see {error_log_path(path).name})" if failed_path(path).exists() else "not run yet"
+            note = _failure_note(failed_path(path)) if failed_path(path).exists() else "not run yet"
             rows.append([question, variant, "–", "–", "–", "–", "–", note])
             records.append({"question": question, "variant": variant, "status": "missing"})
             continue

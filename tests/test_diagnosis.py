@@ -21,14 +21,18 @@ def _tuned_plan(tmp_path: Path):  # noqa: ANN202 - a bench.plan.Plan
 
 def test_rows_without_results_say_whether_they_failed_or_wait_for_another_models_grid(tmp_path: Path) -> None:
     plan = _tuned_plan(tmp_path)
-    failed = plan.json_path(plan.jobs[-1]).with_suffix(".failed.json")
-    failed.parent.mkdir(parents=True)
-    failed.write_text("{}")
+    raised, died = (plan.json_path(job) for job in plan.jobs[-2:])
+    for result, record in ((raised, {"error": "RuntimeError: boom", "log": str(raised.with_suffix(".error.log"))}),
+                           (died, {"error": "KilledWorker: ('a|b', <WorkerState>)", "log": None})):  # fmt: skip
+        result.parent.mkdir(parents=True, exist_ok=True)
+        result.with_suffix(".failed.json").write_text(json.dumps(record))
     paths = diagnosis.write(plan)
     records = json.loads(paths["json"].read_text())
     assert [r["status"] for r in records] == ["missing"] * len(plan.jobs) + ["waiting", "waiting"]
     md = paths["md"].read_text()
-    assert md.count("not run yet") == len(plan.jobs) - 1 and md.count("failed (see seed0.error.log)") == 1
+    assert md.count("not run yet") == len(plan.jobs) - 2 and md.count("failed (see seed0.error.log)") == 1
+    # a worker that died wrote no traceback: the cell gives the reason, its '|' escaped so the row stays one row
+    assert md.count("failed: KilledWorker: ('a\\|b', <WorkerState>)") == 1
     assert md.count("waiting for tiger's tuning: run 'python -m bench tune --models tiger'") == 2
 
 
