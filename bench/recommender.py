@@ -14,7 +14,7 @@ import importlib
 import importlib.util
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -80,6 +80,13 @@ class Recommender(ABC):
     def __init__(self, config: Any, ctx: Context) -> None:
         self.config = config
         self.ctx = ctx
+
+    @classmethod
+    def shared_stage(cls, config: Any, seed: int) -> Hashable | None:
+        """What identifies a first training stage that runs of one split may share through the cache (RCLRec's
+        θ0), or None. The runs of a plan with equal values train it once, so ``--dry-run`` counts its time
+        once per value. It must follow what the model's cache key reads from the config and seed."""
+        return None
 
     @abstractmethod
     def fit(self, split: Split) -> FitReport:

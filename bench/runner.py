@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -387,32 +387,37 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
 # ------------------------------------------------------------------------------------------- dry run
 
 
-def dry_run(plan: Plan, workers: int) -> str:
+def dry_run(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> str:
     """The plan as a table — each job, what a run would do with it, and its expected time — without
-    writing anything. Times are the median training + evaluation seconds of finished runs in this results
-    dir, counted from scratch (an RCLRec job's include θ0's pre-training, so jobs that will share one θ0 are
-    overestimated). The closest runs decide: this log's runs of the same configuration (another seed of it,
-    or the tuning trial a tuned model was selected from: a grid's points differ several-fold in epochs),
-    else this log's runs of the model class at this profile (logs differ several-fold in cost), else any
-    log's; a model that never ran here shows '?'."""
+    writing anything. Times are medians over finished runs in this results dir, counted from scratch
+    (training + evaluation). The closest runs decide: this log's runs of the same configuration (another
+    seed of it, or the tuning trial a tuned model was selected from: a grid's points differ several-fold in
+    epochs), else this log's runs of the model class at this profile (logs differ several-fold in cost),
+    else any log's; a model that never ran here shows '?'. A first stage that jobs share through the cache
+    (:meth:`~bench.recommender.Recommender.shared_stage`: RCLRec's θ0, one per seed and pre-training config)
+    is counted once, in the first job of the plan that needs it (of the plans that share ``stages``, which
+    collects those counted), and again even if a cache already holds it (a fresh checkout's committed results
+    come without one)."""
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
-    earlier: dict[tuple[str, str], list[float]] = {}  # every log's runs in the results dir
-    here: dict[tuple[str, str], list[float]] = {}  # this log's
-    same_config: dict[str, list[float]] = {}  # this log's, by config hash (the seed is not in it)
-    staged: set[tuple[str, str]] = set()  # the classes whose runs have a first stage that other jobs may share
+    # Each finished run as (first-stage seconds, the rest): a staged run's record gives its first stage's
+    # seconds whether it trained that stage or read it from the cache.
+    earlier: dict[tuple[str, str], list[tuple[float, float]]] = {}  # every log's runs in the results dir
+    here: dict[tuple[str, str], list[tuple[float, float]]] = {}  # this log's
+    same_config: dict[str, list[tuple[float, float]]] = {}  # this log's, by config hash (the seed is not in it)
     for f in result_files(plan.results_dir, "*/**/"):
         r = json.loads(f.read_text())
         key = (r.get("class", ""), r.get("profile", ""))
-        seconds = from_scratch_seconds(r) + r.get("eval_seconds", 0.0)
-        earlier.setdefault(key, []).append(seconds)
+        pre = (r.get("fit_extra") or {}).get("pretrain")
+        first = float(pre["extra"].get("train_seconds", 0.0)) if isinstance(pre, dict) else 0.0
+        parts = (first, from_scratch_seconds(r) + r.get("eval_seconds", 0.0) - first)
+        earlier.setdefault(key, []).append(parts)
         if f.is_relative_to(plan.folder):
-            here.setdefault(key, []).append(seconds)
-            same_config.setdefault(r.get("config_hash", ""), []).append(seconds)
-        if "pretrain" in (r.get("fit_extra") or {}):
-            staged.add(key)
-    rows, todo_seconds, unknown, shared_stage = [], [], 0, False
+            here.setdefault(key, []).append(parts)
+            same_config.setdefault(r.get("config_hash", ""), []).append(parts)
+    rows, todo_seconds, unknown, shared = [], [], 0, 0
+    stages = set() if stages is None else stages
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         checkpoint = checkpoint_path(path, split.fingerprint, expected)
@@ -424,15 +429,21 @@ def dry_run(plan: Plan, workers: int) -> str:
             status = f"reuses {job.reuse} if identical"
         elif checkpoint.exists():
             status = "to resume from its checkpoint"
-        seconds = (same_config.get(expected) or here.get((job.target, plan.profile.name))
-                   or earlier.get((job.target, plan.profile.name)))  # fmt: skip
-        estimate = float(np.median(seconds)) if seconds else None
+        runs = (same_config.get(expected) or here.get((job.target, plan.profile.name))
+                or earlier.get((job.target, plan.profile.name)))  # fmt: skip
+        estimate = None
+        if runs:
+            first, rest = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+            stage = resolve(job.target).shared_stage(job.config, job.seed) if first else None
+            estimate = rest if stage in stages else first + rest
+            if status.startswith("to ") and stage is not None:
+                shared += stage in stages
+                stages.add(stage)
         if status.startswith("to "):
             if estimate is None:
                 unknown += 1
             else:
                 todo_seconds.append(estimate)
-                shared_stage |= (job.target, plan.profile.name) in staged
         rows.append([job.label, job.display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()) or "–", status,
                      "?" if estimate is None else _duration(estimate)])  # fmt: skip
     rows += [["–", display, "–", f"waiting for {reason}", "?"] for display, reason in plan.waiting]
@@ -448,8 +459,9 @@ def dry_run(plan: Plan, workers: int) -> str:
     summary = f"{plan.command}: {len(plan.jobs)} job(s), {n_todo} to run on {width} worker(s); {expected}"
     if plan.waiting:
         summary += f"; {len(plan.waiting)} more waiting (not run by this command)"
-    if shared_stage:
-        summary += "\n(an RCLRec job's time includes its pre-training, which the jobs of one seed and stage-1 config share)"
+    if shared:
+        summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job: their times leave it out; "
+                    "on more than one worker, a job that needs a θ0 another worker is still training waits for it)")  # fmt: skip
     return f"{table}\n\n{summary}\ndry run: nothing was written"
 
 

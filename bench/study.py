@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +108,10 @@ def summary(folder: Path) -> str:
 
 def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> str:
     parts = []
+    stages: set[Hashable] = set()  # RCLRec's θ0s, counted once over the whole study: its grid, seeds, ablations, sweep
     for name, plan, note in plans(req, dry_run=True, models=models):
         parts.append(f"== {name}{f' ({note})' if note else ''}")
-        parts.append(runner.dry_run(plan, workers) if plan is not None else "nothing to run")
+        parts.append(runner.dry_run(plan, workers, stages) if plan is not None else "nothing to run")
     return "\n\n".join(parts)
 
 

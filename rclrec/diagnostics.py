@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,12 @@ class RCLRecDiagnostic(RCLRec):
             return super()._loop(*args, **kwargs)
         finally:
             self.config = configured
+
+    @classmethod
+    def shared_stage(cls, config: RCLRecDiagnosticConfig, seed: int) -> Hashable:
+        """RCLRec's θ0, or with the token backbone another network's."""
+        theta0 = super().shared_stage(config, seed)
+        return theta0 if config.backbone == "interaction" else (*theta0, "token backbone")
 
     def theta0_key(self) -> str:
         """RCLRec's key, and for the token backbone also this file's source: that θ0 is another network."""

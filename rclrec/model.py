@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import math
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -338,6 +339,12 @@ class RCLRec(SemanticIdModel):
         start = self.net.behavior(behavior)[:, None]
         no_pad = torch.zeros(len(target), 1, dtype=torch.bool, device=start.device)
         return self._token_nll(self.net, states, pad, start, no_pad, self.item_codes[target]).sum(1).mean()
+
+    @classmethod
+    def shared_stage(cls, config: RCLRecConfig, seed: int) -> Hashable:
+        """θ0's identity within one split, as far as the config and seed decide it (:meth:`theta0_key` adds
+        the split and the codes, which random codes change, and the source)."""
+        return ("rclrec-theta0", seed, config.random_ids, tuple(getattr(config, f) for f in PRETRAIN_FIELDS))
 
     def theta0_key(self) -> str:
         """θ0's cache name: everything it is computed from — the split, the seed, the pre-training fields of

@@ -103,6 +103,27 @@ def test_dry_run_estimates_from_the_closest_runs(tmp_path: Path) -> None:
     assert estimate() == ["10", "min"]
 
 
+def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
+    """The four ablation variants of one seed share RCLRec's θ0: the first job pays its pre-training, the
+    other three only their fine-tuning; another seed trains its own."""
+    import json
+
+    from bench.plan import Request, ablate_plan
+    from bench.runner import dry_run
+
+    plan = ablate_plan(Request(dataset="synthetic", profile="smoke", seeds=2, results_dir=tmp_path / "r"), "rclrec")
+    path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"  # a seed outside the plan
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"class": plan.jobs[0].target, "profile": "smoke", "config_hash": "x", "train_seconds": 60.0,
+                                "eval_seconds": 0.0, "fit_extra": {"pretrain": {"extra": {"theta0": "cached",
+                                                                                          "train_seconds": 3600.0}}}}))  # fmt: skip
+    out = dry_run(plan, 1)
+    times = {line.split()[0] + " " + line.split()[1]: line.rstrip().rsplit(maxsplit=2)[-2:] for line in out.splitlines() if " seed" in line}
+    assert len(times) == 8 and sorted(map(tuple, times.values())) == [("60", "s")] * 6 + [("61", "min")] * 2, out
+    assert "6 job(s) share a first stage, RCLRec's θ0, with an earlier job" in out
+    assert "expected about 2.1 h wall" in out  # 2 × (3600 + 60) + 6 × 60 s = 7,680 s
+
+
 _OTHERS_DONE = threading.Event()  # module state: Dask pickles a task's function by reference
 _FINISHED: list[int] = []
 

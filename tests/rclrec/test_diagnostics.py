@@ -121,6 +121,8 @@ def test_only_the_token_backbone_trains_its_own_theta0(split, tmp_path: Path) ->
     assert _model(split).theta0_key() == base  # the other variants share RCLRec's θ0
     token = _model(split, tmp_path, backbone="token")
     assert token.theta0_key() != base
+    # and --dry-run counts their θ0s the same way
+    assert RCLRecDiagnostic.shared_stage(CONFIG, 0) == RCLRec.shared_stage(TINY, 0) != RCLRecDiagnostic.shared_stage(token.config, 0)
     token.fit(split)  # both stages and the test ranking run end to end on the token backbone
     assert [p.name for p in tmp_path.glob("*.pt")] == [f"{token.theta0_key()}.pt"]
     ranks = token.rank(split.histories(split.test), split.test.item)

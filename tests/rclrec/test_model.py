@@ -131,6 +131,16 @@ def test_theta0s_cache_key_covers_the_semantic_ids(split, tmp_path: Path) -> Non
     assert _model(split, tmp_path, dropout=0.3).theta0_key() != a.theta0_key()
 
 
+def test_the_shared_stage_follows_theta0s_cache_key(split, tmp_path: Path) -> None:
+    """What --dry-run counts once is what the cache shares: on one split, equal identities iff equal θ0 keys."""
+    a = _model(split, tmp_path)
+    for overrides in ({"k": 2}, {"tau": 0.1}, {"lam": 0.0}, {"dropout": 0.3}, {"learning_rate": 0.003}, {"random_ids": True}):
+        b = _model(split, tmp_path, **overrides)
+        same = RCLRec.shared_stage(b.config, 0) == RCLRec.shared_stage(a.config, 0)
+        assert same == (b.theta0_key() == a.theta0_key()), overrides
+    assert RCLRec.shared_stage(a.config, 1) != RCLRec.shared_stage(a.config, 0)  # θ0 is one per seed
+
+
 def test_inference_selects_what_training_selects(split) -> None:
     model = _model(split)
     model.theta0 = model.net
