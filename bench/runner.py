@@ -387,7 +387,24 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
 # ------------------------------------------------------------------------------------------- dry run
 
 
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What :func:`estimate` found: the dry run's text and its numbers, for a caller that adds plans up."""
+
+    text: str
+    to_run: int
+    work_seconds: float
+    """Of the jobs with an estimate; ``unknown`` more have none."""
+    wall_seconds: float
+    unknown: int
+
+
 def dry_run(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> str:
+    """:func:`estimate`'s text."""
+    return estimate(plan, workers, stages).text
+
+
+def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> Estimate:
     """The plan as a table — each job, what a run would do with it, and its expected time — without
     writing anything. Times are medians over finished runs in this results dir, counted from scratch
     (training + evaluation). The closest runs decide: this log's runs of the same configuration (another
@@ -431,21 +448,21 @@ def dry_run(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> st
             status = "to resume from its checkpoint"
         runs = (same_config.get(expected) or here.get((job.target, plan.profile.name))
                 or earlier.get((job.target, plan.profile.name)))  # fmt: skip
-        estimate = None
+        job_seconds = None
         if runs:
             first, rest = (float(np.median([r[i] for r in runs])) for i in (0, 1))
             stage = resolve(job.target).shared_stage(job.config, job.seed) if first else None
-            estimate = rest if stage in stages else first + rest
+            job_seconds = rest if stage in stages else first + rest
             if status.startswith("to ") and stage is not None:
                 shared += stage in stages
                 stages.add(stage)
         if status.startswith("to "):
-            if estimate is None:
+            if job_seconds is None:
                 unknown += 1
             else:
-                todo_seconds.append(estimate)
+                todo_seconds.append(job_seconds)
         rows.append([job.label, job.display, ", ".join(f"{k}={v}" for k, v in job.overrides.items()) or "–", status,
-                     "?" if estimate is None else _duration(estimate)])  # fmt: skip
+                     "?" if job_seconds is None else duration(job_seconds)])  # fmt: skip
     rows += [["–", display, "–", f"waiting for {reason}", "?"] for display, reason in plan.waiting]
     table = tabulate(rows, headers=["job", "display", "overrides", "status", "expected"], tablefmt="simple")
     n_todo = sum(1 for r in rows if r[3].startswith("to "))
@@ -454,7 +471,7 @@ def dry_run(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> st
     if unknown and not todo_seconds:  # nothing to estimate from: say so rather than "about 0 s"
         expected = f"no estimate yet: none of their models has finished a run here at profile {plan.profile.name}"
     else:
-        expected = (f"expected about {_duration(total / width)} wall ({_duration(total)} of work)"
+        expected = (f"expected about {duration(total / width)} wall ({duration(total)} of work)"
                     + (f", plus {unknown} job(s) of models that never ran here" if unknown else ""))  # fmt: skip
     summary = f"{plan.command}: {len(plan.jobs)} job(s), {n_todo} to run on {width} worker(s); {expected}"
     if plan.waiting:
@@ -462,10 +479,10 @@ def dry_run(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> st
     if shared:
         summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job: their times leave it out; "
                     "on more than one worker, a job that needs a θ0 another worker is still training waits for it)")  # fmt: skip
-    return f"{table}\n\n{summary}\ndry run: nothing was written"
+    return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, total / width, unknown)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

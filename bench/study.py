@@ -107,11 +107,23 @@ def summary(folder: Path) -> str:
 
 
 def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> str:
-    parts = []
+    """Each stage's dry run, then the whole study's: the stages run one after another, so their walls add."""
+    parts, found = [], []
     stages: set[Hashable] = set()  # RCLRec's θ0s, counted once over the whole study: its grid, seeds, ablations, sweep
     for name, plan, note in plans(req, dry_run=True, models=models):
         parts.append(f"== {name}{f' ({note})' if note else ''}")
-        parts.append(runner.dry_run(plan, workers, stages) if plan is not None else "nothing to run")
+        if plan is None:
+            parts.append("nothing to run")
+            continue
+        found.append(runner.estimate(plan, workers, stages))
+        parts.append(found[-1].text)
+    to_run, unknown = sum(e.to_run for e in found), sum(e.unknown for e in found)
+    total = (f"about {runner.duration(sum(e.wall_seconds for e in found))} wall "
+             f"({runner.duration(sum(e.work_seconds for e in found))} of work)")  # fmt: skip
+    if unknown == to_run and to_run:
+        total = "no estimate yet"
+    parts.append(f"== the whole study: {to_run} job(s) to run, {total}"
+                 + (f", plus {unknown} job(s) of models that never ran here" if unknown and unknown < to_run else ""))  # fmt: skip
     return "\n\n".join(parts)
 
 

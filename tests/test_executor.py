@@ -109,7 +109,7 @@ def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
     import json
 
     from bench.plan import Request, ablate_plan
-    from bench.runner import dry_run
+    from bench.runner import dry_run, estimate
 
     plan = ablate_plan(Request(dataset="synthetic", profile="smoke", seeds=2, results_dir=tmp_path / "r"), "rclrec")
     path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"  # a seed outside the plan
@@ -122,6 +122,11 @@ def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
     assert len(times) == 8 and sorted(map(tuple, times.values())) == [("60", "s")] * 6 + [("61", "min")] * 2, out
     assert "6 job(s) share a first stage, RCLRec's θ0, with an earlier job" in out
     assert "expected about 2.1 h wall" in out  # 2 × (3600 + 60) + 6 × 60 s = 7,680 s
+    # A later plan of the same study (the sweep after the ablations) finds both θ0s counted already.
+    stages: set = set()
+    first, later = estimate(plan, 2, stages), estimate(plan, 2, stages)
+    assert (first.to_run, first.work_seconds, first.wall_seconds) == (8, 7680.0, 3840.0)
+    assert (later.work_seconds, later.unknown) == (480.0, 0) and "8 job(s) share a first stage" in later.text
 
 
 _OTHERS_DONE = threading.Event()  # module state: Dask pickles a task's function by reference

@@ -44,6 +44,7 @@ def test_study_writes_every_table_figure_and_the_claims(tmp_path: Path) -> None:
 
     again = bench("study", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("0 to run") == 5, again.stdout
+    assert "== the whole study: 0 job(s) to run, about 0 s wall (0 s of work)" in again.stdout
 
     # A record of another split is not this log's: the report says what it does not know instead.
     (folder / "split.json").write_text(json.dumps({**st, "fingerprint": "0" * 16}))
