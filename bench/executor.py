@@ -173,8 +173,11 @@ def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalClust
     try:
         if scheduler is not None:
             return None, Client(scheduler, timeout="20s")
+        # Without a dashboard the scheduler still serves its health routes, by default on port 8787: two
+        # commands at once (one per core) would both ask for it and the second warn. Any free port will do.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR)  # fmt: skip
         return cluster, Client(cluster)
     except (OSError, RuntimeError) as err:  # no address, refused, timed out; a worker process that fails to start
         where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"

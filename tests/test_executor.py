@@ -129,6 +129,31 @@ def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
     assert (later.work_seconds, later.unknown) == (480.0, 0) and "8 job(s) share a first stage" in later.text
 
 
+def test_two_local_clusters_at_once_do_not_compete_for_a_port() -> None:
+    """One command per core is the advice for 2-core machines: the second one's cluster must start quietly,
+    not warn that port 8787 is taken."""
+    import socket
+    import warnings
+
+    from bench.executor import _connect
+
+    with socket.socket() as taken, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # already taken by something else: all the better for the test
+        cluster, client = _connect(None, 1)
+        try:
+            assert sum(client.nthreads().values()) == 1
+        finally:
+            client.close()
+            cluster.close()
+    assert not [w for w in caught if "8787" in str(w.message)]
+
+
 _OTHERS_DONE = threading.Event()  # module state: Dask pickles a task's function by reference
 _FINISHED: list[int] = []
 
@@ -153,7 +178,8 @@ def test_a_long_job_never_holds_up_the_jobs_behind_it_on_another_worker() -> Non
 
     from bench.executor import in_order
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
             Client(cluster) as client:  # fmt: skip
         done = {i: future.result() for i, future in in_order(lambda i: client.submit(_job, i, key=f"job{i}-x", pure=False),
                                                               5, lambda: 2, as_completed())}  # job 0 raises if it timed out
@@ -168,7 +194,8 @@ def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
 
     from bench.executor import in_order
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
             Client(cluster) as client:  # fmt: skip
         done = [i for i, _ in in_order(lambda i: client.submit(abs, -i, key=f"wait{i}-x", pure=False), 3, lambda: 0, as_completed())]
     assert done == [0, 1, 2]
