@@ -166,6 +166,11 @@ def _can_fork(device: torch.device, scheduler: str | None) -> bool:
             and "fork" in multiprocessing.get_all_start_methods() and not torch.cuda.is_initialized())  # fmt: skip
 
 
+# Without a dashboard a scheduler still serves its health routes, by default on port 8787: two commands at
+# once (one per core) would both ask for it and the second warn. Any free localhost port will do.
+QUIET_SCHEDULER: dict[str, Any] = {"dashboard_address": "127.0.0.1:0"}
+
+
 def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalCluster | None, Client)
     """A client of ``scheduler``, or of a new local cluster (localhost only, no dashboard)."""
     from distributed import Client, LocalCluster
@@ -173,10 +178,8 @@ def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalClust
     try:
         if scheduler is not None:
             return None, Client(scheduler, timeout="20s")
-        # Without a dashboard the scheduler still serves its health routes, by default on port 8787: two
-        # commands at once (one per core) would both ask for it and the second warn. Any free port will do.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               dashboard_address=None, scheduler_kwargs=QUIET_SCHEDULER,
                                silence_logs=logging.ERROR)  # fmt: skip
         return cluster, Client(cluster)
     except (OSError, RuntimeError) as err:  # no address, refused, timed out; a worker process that fails to start

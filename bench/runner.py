@@ -38,7 +38,7 @@ from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
-from bench.training import capped_stages, earlier_work, from_scratch_seconds
+from bench.training import capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
 def say(message: str) -> None:
@@ -426,8 +426,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     for f in result_files(plan.results_dir, "*/**/"):
         r = json.loads(f.read_text())
         key = (r.get("class", ""), r.get("profile", ""))
-        pre = (r.get("fit_extra") or {}).get("pretrain")
-        first = float(pre["extra"].get("train_seconds", 0.0)) if isinstance(pre, dict) else 0.0
+        first, _ = first_stage_seconds(r)
         parts = (first, from_scratch_seconds(r) + r.get("eval_seconds", 0.0) - first)
         earlier.setdefault(key, []).append(parts)
         if f.is_relative_to(plan.folder):

@@ -209,15 +209,23 @@ def earlier_work(extra: Mapping[str, Any]) -> tuple[float, int]:
     return seconds, resumes
 
 
+def first_stage_seconds(result: Mapping[str, Any]) -> tuple[float, bool]:
+    """(seconds, cached) of a finished run's first stage, RCLRec's θ0 pre-training: the seconds of the run
+    that trained it, whether this run did (``cached`` False, already inside its ``train_seconds``) or read it
+    from the cache (True); (0.0, False) for a model with one stage."""
+    pre = (result.get("fit_extra") or {}).get("pretrain")
+    if not isinstance(pre, Mapping):
+        return 0.0, False
+    extra = pre.get("extra", {})
+    return float(extra.get("train_seconds", 0.0)), extra.get("theta0") == "cached"
+
+
 def from_scratch_seconds(result: Mapping[str, Any]) -> float:
     """A finished run's training seconds as if nothing had been cached: its own ``train_seconds`` plus, for
     an RCLRec run that read θ0 from the cache, the seconds that θ0's pre-training took (its variants, sweep
     points and tuning trials of one seed and stage-1 config share that θ0, so it counts once per run)."""
-    seconds = float(result.get("train_seconds") or 0.0)
-    pre = (result.get("fit_extra") or {}).get("pretrain")
-    if isinstance(pre, Mapping) and pre.get("extra", {}).get("theta0") == "cached":
-        seconds += float(pre["extra"].get("train_seconds", 0.0))
-    return seconds
+    first, cached = first_stage_seconds(result)
+    return float(result.get("train_seconds") or 0.0) + (first if cached else 0.0)
 
 
 def capped_stages(best_epoch: int, extra: Mapping[str, Any]) -> list[str]:

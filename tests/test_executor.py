@@ -176,10 +176,10 @@ def test_a_long_job_never_holds_up_the_jobs_behind_it_on_another_worker() -> Non
     20 minutes while jobs waited behind a long one on the other."""
     from distributed import Client, LocalCluster, as_completed
 
-    from bench.executor import in_order
+    from bench.executor import QUIET_SCHEDULER, in_order
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster, \
             Client(cluster) as client:  # fmt: skip
         done = {i: future.result() for i, future in in_order(lambda i: client.submit(_job, i, key=f"job{i}-x", pure=False),
                                                               5, lambda: 2, as_completed())}  # job 0 raises if it timed out
@@ -192,10 +192,10 @@ def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
     time is still submitted, so the plan runs instead of ending with nothing done."""
     from distributed import Client, LocalCluster, as_completed
 
-    from bench.executor import in_order
+    from bench.executor import QUIET_SCHEDULER, in_order
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
+                      scheduler_kwargs=QUIET_SCHEDULER) as cluster, \
             Client(cluster) as client:  # fmt: skip
         done = [i for i, _ in in_order(lambda i: client.submit(abs, -i, key=f"wait{i}-x", pure=False), 3, lambda: 0, as_completed())]
     assert done == [0, 1, 2]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.training import EarlyStopping, capped_stages, train
+from bench.training import EarlyStopping, capped_stages, first_stage_seconds, from_scratch_seconds, train
 
 
 def test_early_stopping_keeps_the_best_weights() -> None:
@@ -106,3 +106,17 @@ def test_a_stage_draws_the_same_numbers_whatever_ran_before_it() -> None:
         return seen
 
     assert draws(0) == draws(5) == draws(1000)
+
+
+def test_a_cached_first_stage_counts_in_a_runs_time_from_scratch_and_a_trained_one_only_once() -> None:
+    """θ0 took 100 s. The run that trained it has them inside its own 130 s; a run that read it from the
+    cache trained 30 s itself, so from scratch it too is 130 s. A one-stage model has no first stage."""
+    def run(theta0: str) -> dict:
+        return {"train_seconds": 130.0 if theta0 == "trained" else 30.0,
+                "fit_extra": {"pretrain": {"extra": {"train_seconds": 100.0, "theta0": theta0}}}}
+
+    assert first_stage_seconds(run("trained")) == (100.0, False)
+    assert first_stage_seconds(run("cached")) == (100.0, True)
+    assert from_scratch_seconds(run("trained")) == from_scratch_seconds(run("cached")) == 130.0
+    assert first_stage_seconds({"train_seconds": 7.0, "fit_extra": {}}) == (0.0, False)
+    assert from_scratch_seconds({"train_seconds": 7.0, "fit_extra": {}}) == 7.0
