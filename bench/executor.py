@@ -23,7 +23,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,10 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
             def slots() -> int:
                 return sum(client.nthreads().values())
 
+            stages = [resolve(job.target).shared_stage(job.config, job.seed) for job, _ in todo]
             outcomes = []
             bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=None)
-            for i, future in in_order(submit, len(todo), slots, as_completed()):
+            for i, future in in_order(submit, len(todo), slots, as_completed(), stages.__getitem__):
                 job = todo[i][0]
                 try:
                     outcome = future.result()
@@ -131,7 +132,8 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                 cluster.close()
 
 
-def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], done: Any) -> Iterator[tuple[int, Any]]:
+def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], done: Any,
+             stage: Callable[[int], Hashable | None] = lambda i: None) -> Iterator[tuple[int, Any]]:  # fmt: skip
     """Jobs ``0..n-1`` submitted in the plan's order (claim-deciding models first), never more at a time than
     ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet), topped up
     each time one finishes; yields (index, future) as they finish. ``done`` is an empty
@@ -139,21 +141,37 @@ def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], don
 
     Why not submit them all at once: every job is its own Dask task group, so the scheduler does not queue
     them; it hands them all to the workers at submission, and a worker that finishes its share early sat
-    idle while another's jobs waited behind a long one (seen: one of two cores idle for 20 minutes)."""
-    index: dict[Any, int] = {}
-    finished = 0
+    idle while another's jobs waited behind a long one (seen: one of two cores idle for 20 minutes).
+
+    ``stage(i)`` names the first stage job ``i`` shares through the cache with other jobs
+    (:meth:`~bench.recommender.Recommender.shared_stage`, RCLRec's θ0) or None. A job whose stage a running
+    job may still be training goes behind the later jobs that do not need it: started now, it would hold its
+    worker waiting on the cache's lock (an RCLRec θ0: one to three CPU-hours) while other work waits. When
+    every job left needs such a stage, the next in order starts anyway and reads the stage once it is there."""
+    index: dict[Any, int] = {}  # future key -> job
+    running: set[int] = set()
+    ended: set[Hashable] = set()  # stages of finished jobs: cached (or failed, and the next job trains them)
+
+    def next_job() -> int:
+        training = {stage(i) for i in running} - ended - {None}
+        started = set(index.values())
+        left = [i for i in range(n) if i not in started]
+        return next((i for i in left if stage(i) not in training), left[0])
 
     def top_up() -> None:
-        while len(index) < n and len(index) - finished < max(1, slots()):
-            i = len(index)  # the next job in the plan's order
+        while len(index) < n and len(running) < max(1, slots()):
+            i = next_job()
             future = submit(i)
             index[future.key] = i
+            running.add(i)
             done.add(future)
 
     top_up()
     for future in done:
-        finished += 1
-        yield index[future.key], future
+        i = index[future.key]
+        running.discard(i)
+        ended.add(stage(i))
+        yield i, future
         top_up()
 
 

@@ -477,7 +477,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
         summary += f"; {len(plan.waiting)} more waiting (not run by this command)"
     if shared:
         summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job: their times leave it out; "
-                    "on more than one worker, a job that needs a θ0 another worker is still training waits for it)")  # fmt: skip
+                    "on more than one worker, a job whose θ0 another worker is still training starts after the jobs that do "
+                    "not need it, or waits for it when none is left)")  # fmt: skip
     return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, total / width, unknown)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -185,6 +186,58 @@ def test_a_long_job_never_holds_up_the_jobs_behind_it_on_another_worker() -> Non
                                                               5, lambda: 2, as_completed())}  # job 0 raises if it timed out
     assert done == {i: i for i in range(5)}
     assert _FINISHED == [1, 2, 3, 4]  # the plan's order
+
+
+class _Finished:
+    """A stand-in for ``distributed.as_completed`` whose futures finish in the order they were added."""
+
+    def __init__(self) -> None:
+        self.queue: list = []
+
+    def add(self, future) -> None:  # noqa: ANN001 - a _Key
+        self.queue.append(future)
+
+    def __iter__(self):  # noqa: ANN204
+        while self.queue:
+            yield self.queue.pop(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    key: str
+
+
+def test_a_job_whose_theta0_another_worker_is_training_goes_behind_the_jobs_that_do_not_need_it() -> None:
+    """Jobs 0 and 1 share θ0 "A", job 2 has its own "B", job 3 none; two workers. Job 1 goes behind job 2
+    (started at once it would wait on A's lock), and starts when job 0 has finished (A cached); job 3 then
+    takes the slot job 2 frees. In the plan's order it would be 0, 1, 2, 3."""
+    from bench.executor import in_order
+
+    stages = ["A", "A", "B", None]
+    submitted: list[int] = []
+
+    def submit(i: int) -> _Key:
+        submitted.append(i)
+        return _Key(f"job{i}")
+
+    finished = [i for i, _ in in_order(submit, 4, lambda: 2, _Finished(), stages.__getitem__)]
+    assert submitted == [0, 2, 1, 3]
+    assert finished == [0, 2, 1, 3]
+
+
+def test_when_every_job_left_needs_a_theta0_in_training_the_next_starts_anyway() -> None:
+    """Three variants of one seed share θ0: the second worker is not left idle (its job reads θ0 once the
+    first has cached it), and the order stays the plan's."""
+    from bench.executor import in_order
+
+    submitted: list[int] = []
+
+    def submit(i: int) -> _Key:
+        submitted.append(i)
+        return _Key(f"job{i}")
+
+    list(in_order(submit, 3, lambda: 2, _Finished(), lambda i: "A"))
+    assert submitted == [0, 1, 2]
 
 
 def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
