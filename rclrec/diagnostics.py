@@ -34,7 +34,6 @@ backbone changes the network, so its θ0 is its own (the key then also covers th
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from torch import nn
 
 from bench.data.split import Histories, Split
 from bench.errors import BenchError
+from bench.hashing import source_hash
 from bench.nn.codegen import CodeDecoder
 from bench.recommender import Context, FitReport
 from bench.training import autocast
@@ -166,11 +166,11 @@ class RCLRecDiagnostic(RCLRec):
         return theta0 if config.backbone == "interaction" else (*theta0, "token backbone")
 
     def theta0_key(self) -> str:
-        """RCLRec's key, and for the token backbone also this file's source: that θ0 is another network."""
+        """RCLRec's key, and for the token backbone also this file's code: that θ0 is another network."""
         key = super().theta0_key()
         if self.config.backbone == "interaction":
             return key
-        return f"{key}-token-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
+        return f"{key}-token-{source_hash(Path(__file__))[:16]}"
 
     def _items_view(self, states: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder output as RCPM reads it: per interaction, (B, N, d) and (B, N)."""

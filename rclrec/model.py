@@ -35,7 +35,7 @@ from torch import nn
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
 from bench.errors import BenchError
-from bench.hashing import config_hash
+from bench.hashing import config_hash, source_hash
 from bench.io import atomic_path
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
@@ -348,13 +348,14 @@ class RCLRec(SemanticIdModel):
 
     def theta0_key(self) -> str:
         """θ0's cache name: everything it is computed from — the split, the seed, the pre-training fields of
-        the config, the semantic-ID config and the codes themselves, and this file's source."""
+        the config, the semantic-ID config and the codes themselves, and this file's code (not its comments
+        or docstrings: :func:`~bench.hashing.source_hash`)."""
         pre = {f: getattr(self.config, f) for f in PRETRAIN_FIELDS}
         key = config_hash({
             "pretrain": pre,
             "semantic_ids": dataclasses.asdict(self.ctx.semantic_id_config),
             "codes": hashlib.sha256(np.ascontiguousarray(self.ids.codes, dtype=np.int64).tobytes()).hexdigest(),
-            "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+            "source": source_hash(Path(__file__)),
         })  # fmt: skip
         return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{key}"
 
