@@ -17,8 +17,9 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
+from bench.semantic_ids import load_or_fit
 from bench.training import capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
@@ -145,6 +147,37 @@ def _same_run(done: dict, fingerprint: str, expected: str) -> bool:
     return done.get("split_fingerprint") == fingerprint and done.get("config_hash") == expected
 
 
+def same_ids(done: Mapping[str, Any], current: Callable[[], Mapping[str, Any]]) -> bool:
+    """Whether a finished result was trained on the split's semantic IDs as they are now (``current()``:
+    their stats, called only for a result that has any), True for a model without them. The codes depend on
+    the BLAS build and CPU that fitted them (:mod:`bench.semantic_ids`). The recorded fingerprint decides; a
+    result written before fingerprints were recorded is matched on its IDs' statistics (collision rate,
+    entropies, utilisation, to every digit), which two different sets of codes practically never share."""
+    used = (done.get("generation") or {}).get("semantic_ids")
+    if not used:
+        return True
+    now = current()
+    if "fingerprint" in used:
+        return used["fingerprint"] == now["fingerprint"]
+    return {k: v for k, v in now.items() if k != "fingerprint"} == used
+
+
+def _ids_of(plan: Plan, split: Split, write: bool = True) -> Callable[[], Mapping[str, Any]]:
+    """The split's semantic-ID stats, fitted (or read) on the first call only; ``write`` False (a dry run)
+    fits them in memory when the cache has none."""
+    memo: list[Mapping[str, Any]] = []
+
+    def current() -> Mapping[str, Any]:
+        if not memo:
+            cache = cache_dir(plan.results_dir)
+            cached = (cache / f"{split.fingerprint}-semids-{config_hash(plan.dataset.semantic_ids)}.npz").exists()
+            ids = load_or_fit(split, plan.dataset.semantic_ids, cache if write or cached else None)
+            memo.append(ids.stats)
+        return memo[0]
+
+    return current
+
+
 def job_hash(job: Job, profile: Profile) -> str:
     """What a finished result must match to be this job's: class, typed config and profile."""
     return config_hash({"target": job.target, "config": config_dict(job.config), "profile": dataclasses.asdict(profile)})
@@ -204,16 +237,23 @@ def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job
     """The jobs still to run, each with its config hash; raises when a result of another split or config
     is in the way. With ``announce``, also reuses identical finished runs and says what is skipped."""
     todo = []
+    ids = _ids_of(plan, split)
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         if announce:
             reusable = not path.exists() and job.reuse is not None
-            if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected):
+            if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected, ids):
                 say(f"✓ {job.label}: the same run as {job.reuse} seed{job.seed}, reused")
                 continue
         if path.exists():
             done = json.loads(path.read_text())
             if _same_run(done, split.fingerprint, expected):
+                if not same_ids(done, ids):
+                    used = done["generation"]["semantic_ids"].get("fingerprint", "unrecorded, other statistics")
+                    raise BenchError(
+                        f"{path}: was trained on other semantic IDs (codes {used}, this split's "
+                        f"{ids()['fingerprint']}: fitted by another BLAS build or CPU); delete it to retrain on these"
+                    )
                 if announce:
                     say(f"✓ {job.label}: finished earlier, skipped")
                 continue
@@ -277,12 +317,13 @@ def record_failed(plan: Plan, job: Job, reason: str, log: Path | None) -> None:
     write_json(failed_path(plan.json_path(job)), record)
 
 
-def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str) -> bool:
-    """Copy a finished run of exactly this job (same split, same config hash) under the job's name."""
+def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str,
+           ids: Callable[[], Mapping[str, Any]]) -> bool:  # fmt: skip
+    """Copy a finished run of exactly this job (same split, config hash and semantic IDs) under its name."""
     if not source.exists():
         return False
     done = json.loads(source.read_text())
-    if not _same_run(done, fingerprint, expected):
+    if not (_same_run(done, fingerprint, expected) and same_ids(done, ids)):
         return False
     with atomic_path(target.with_suffix(".npz")) as tmp:
         shutil.copyfile(source.with_suffix(".npz"), tmp)
@@ -418,6 +459,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
+    ids = _ids_of(plan, split, write=False)
     # Each finished run as (first-stage seconds, the rest): a staged run's record gives its first stage's
     # seconds whether it trained that stage or read it from the cache.
     earlier: dict[tuple[str, str], list[tuple[float, float]]] = {}  # every log's runs in the results dir
@@ -439,8 +481,11 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
         checkpoint = checkpoint_path(path, split.fingerprint, expected)
         status = "to run"
         if path.exists():
-            same = _same_run(json.loads(path.read_text()), split.fingerprint, expected)
-            status = "finished" if same else "blocked: a result of another split or config is there"
+            done = json.loads(path.read_text())
+            if not _same_run(done, split.fingerprint, expected):
+                status = "blocked: a result of another split or config is there"
+            else:
+                status = "finished" if same_ids(done, ids) else "blocked: a result on other semantic IDs is there"
         elif job.reuse is not None and (plan.folder / job.reuse / path.name).exists():
             status = f"reuses {job.reuse} if identical"
         elif checkpoint.exists():

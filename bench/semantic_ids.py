@@ -12,11 +12,18 @@ Each block is L2-normalised, then 3 levels of residual k-means (SciPy's ``kmeans
 assign codes; the 4th token enumerates items that share the first three, so every item has a unique tuple.
 Its range grows to the largest collision group instead of overflowing (no two items are ever merged).
 A level that uses too few of its codes is a collapsed codebook and fails loudly (SPEC §5).
+
+The fit runs on one BLAS thread: ARPACK's products go through OpenBLAS, whose sums are ordered by its
+thread count, and k-means carries a last-digit difference into other codes — on taobao-ecomm-2019 one and
+two threads gave different codes for every item (18,567 and 18,562 distinct prefixes). Pinned, the codes are
+a function of the split and the config on one BLAS build and CPU; every result records their fingerprint,
+so that runs on other codes (another machine's) are never mistaken for the same run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,7 @@ import scipy.sparse as sp
 from filelock import FileLock
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
+from threadpoolctl import threadpool_limits
 
 from bench.data.split import Split
 from bench.errors import BenchError
@@ -55,7 +63,8 @@ class SemanticIds:
     Attributes:
         codes: (I, L) int64; ``codes[i, l]`` is item i's token at level l, in ``[0, vocab_sizes[l])``.
         vocab_sizes: (L,) tokens per level; the last is the largest collision group.
-        stats: collision rate, utilisation and entropy per level, largest collision group.
+        stats: collision rate, utilisation and entropy per level, largest collision group, and the codes'
+            ``fingerprint``.
     """
 
     codes: np.ndarray
@@ -71,6 +80,11 @@ class SemanticIds:
         lookup = {tuple(row): i for i, row in enumerate(self.codes.tolist())}
         flat = tuples.reshape(-1, self.n_levels).tolist()
         return np.array([lookup.get(tuple(row), -1) for row in flat], dtype=np.int64).reshape(tuples.shape[:-1])
+
+
+def fingerprint(codes: np.ndarray) -> str:
+    """16 hex digits of SHA-256 over (I, L) codes as int64: which semantic IDs a run was trained on."""
+    return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 def item_vectors(split: Split, cfg: SemanticIdConfig) -> np.ndarray:
@@ -132,7 +146,12 @@ def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
-    """Residual k-means over :func:`item_vectors`, then the dedup level."""
+    """Residual k-means over :func:`item_vectors`, then the dedup level, on one BLAS thread (module doc)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(split, cfg)
+
+
+def _fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
     vectors = item_vectors(split, cfg)
     residual = vectors.copy()
     n = len(vectors)
@@ -170,6 +189,7 @@ def fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
     stats["collision_rate"] = float((group_sizes[group] > 1).mean())
     stats["largest_collision_group"] = dedup
     stats["distinct_prefixes"] = int(len(group_sizes))
+    stats["fingerprint"] = fingerprint(codes)
     vocab = tuple([cfg.codebook_size] * cfg.levels + [dedup])
     return SemanticIds(codes, vocab, stats)
 
@@ -183,7 +203,9 @@ def load_or_fit(split: Split, cfg: SemanticIdConfig, cache_dir: Path | None) -> 
     with FileLock(path.with_suffix(".lock")):  # jobs in parallel workers fit it once, the others wait and read
         if path.exists():
             with np.load(path) as z:
-                return SemanticIds(z["codes"], tuple(int(v) for v in z["vocab_sizes"]), _load_stats(path))
+                codes, vocab = z["codes"], tuple(int(v) for v in z["vocab_sizes"])
+            # The fingerprint of the codes read, not of what the JSON says (older caches have none).
+            return SemanticIds(codes, vocab, {**_load_stats(path), "fingerprint": fingerprint(codes)})
         ids = fit(split, cfg)
         write_json(path.with_suffix(".json"), {"config": dataclasses.asdict(cfg), **ids.stats})
         write_npz(path, codes=ids.codes, vocab_sizes=np.asarray(ids.vocab_sizes))

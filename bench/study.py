@@ -169,7 +169,7 @@ def write(folder: Path, req: Request) -> Path:
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
     record = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
-    lines += _log_section(runs, record) + _protocol_section(req, stages, runs, found)
+    lines += _log_section(runs, record) + _semantic_ids_lines(folder, files, jobs) + _protocol_section(req, stages, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
@@ -230,6 +230,27 @@ def _log_section(runs: list[dict[str, Any]], st: dict[str, Any] | None) -> list[
                 f"(`{runner.SPLIT_RECORD}` of this split is written by any command that trains on it)"]  # fmt: skip
     out += [f"- {line}" for line in describe_preparation(prep)] + [""]
     return out
+
+
+def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any]]) -> list[str]:
+    """Which semantic IDs the generative models' runs were trained on: one set, or a warning naming the runs
+    of each set (their codes depend on the BLAS build and CPU that fitted them, :mod:`bench.semantic_ids`).
+    A run recorded before fingerprints is grouped by its IDs' statistics, all of them."""
+    groups: dict[str, tuple[str, list[str]]] = {}
+    for f, r in zip(files, jobs):
+        used = (r.get("generation") or {}).get("semantic_ids")
+        if used:
+            key = used.get("fingerprint") or json.dumps(used, sort_keys=True)
+            label = (f"fingerprint `{used['fingerprint']}`" if "fingerprint" in used
+                     else f"recorded before fingerprints: {used['distinct_prefixes']:,} distinct prefixes")  # fmt: skip
+            groups.setdefault(key, (label, []))[1].append(str(f.parent.relative_to(folder) / f.stem))
+    if not groups:
+        return []
+    if len(groups) == 1:
+        label, names = next(iter(groups.values()))
+        return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}).", ""]
+    out = [f"**Semantic IDs differ between runs** ({len(groups)} sets of codes): those runs are not on equal footing.", ""]
+    return out + [f"- {label}: {', '.join(names)}" for label, names in groups.values()] + [""]
 
 
 def _split_record(folder: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -214,3 +214,26 @@ def test_a_reader_that_closes_the_output_stops_the_command_silently(tmp_path: Pa
     finally:
         os.close(write)
     assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_a_result_on_other_semantic_ids_is_not_taken_for_this_run(tmp_path: Path) -> None:
+    # Semantic IDs depend on the BLAS build and CPU that fitted them: a generative model's result trained on
+    # other codes (another machine's, its cache deleted) must not be skipped as finished, nor silently redone.
+    out = tmp_path / "r"
+    assert bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path).returncode == 0
+    path = out / "synthetic" / "tiger" / "seed0.json"
+    record = json.loads(path.read_text())
+    ids = record["generation"]["semantic_ids"]
+    assert len(ids["fingerprint"]) == 16
+    legacy = {k: v for k, v in ids.items() if k != "fingerprint"}  # a result written before fingerprints
+    for used, clash in [(legacy, False), ({**ids, "fingerprint": "0" * 16}, True), ({**legacy, "collision_rate": 0.5}, True)]:
+        path.write_text(json.dumps({**record, "generation": {**record["generation"], "semantic_ids": used}}))
+        again = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
+        dry = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
+        if clash:
+            assert again.returncode == 2 and "was trained on other semantic IDs" in again.stderr, again.stderr
+            assert f"this split's {ids['fingerprint']}" in again.stderr and again.stderr.strip().count("\n") == 0
+            assert "blocked: a result on other semantic IDs is there" in dry.stdout
+        else:
+            assert again.returncode == 0 and "finished earlier, skipped" in again.stdout, again.stderr
+            assert "finished" in dry.stdout

@@ -79,3 +79,38 @@ def test_random_codes_have_the_shape_and_no_collisions() -> None:
     assert len({tuple(c) for c in ids.codes}) == 500  # collision-free
     assert ids.codes[:, 2].max() + 1 == ids.vocab_sizes[2]
     assert np.array_equal(random_like(fitted, seed=3).codes, ids.codes)  # seeded
+
+
+def test_the_fit_runs_on_one_blas_thread_whatever_the_process_allows(split, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenBLAS orders ARPACK's sums by its thread count, and k-means carries a last-digit difference into
+    # other codes (on taobao-ecomm-2019, for every item): the fit must not depend on the caller's threads.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import bench.semantic_ids as semantic_ids
+
+    seen: list[int] = []
+    real = semantic_ids.svds
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - svds' own signature
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(semantic_ids, "svds", recording)
+    with threadpool_limits(limits=2, user_api="blas"):
+        fit(split, SemanticIdConfig(codebook_size=16))
+    assert seen and set(seen) == {1}
+
+
+def test_the_fingerprint_names_the_codes_fitted_or_read(split, tmp_path: Path) -> None:
+    from bench.semantic_ids import fingerprint
+
+    cfg = SemanticIdConfig(codebook_size=16)
+    fitted = load_or_fit(split, cfg, tmp_path)
+    assert fitted.stats["fingerprint"] == fingerprint(fitted.codes) and len(fitted.stats["fingerprint"]) == 16
+    # A cache written before fingerprints were recorded: the fingerprint is of the codes read, not the JSON's.
+    json_path = next(tmp_path.glob("*.json"))
+    json_path.write_text(json_path.read_text().replace('"fingerprint"', '"old"'))
+    assert load_or_fit(split, cfg, tmp_path).stats["fingerprint"] == fitted.stats["fingerprint"]
+    other = fitted.codes.copy()
+    other[[0, 1]] = other[[1, 0]]
+    assert fingerprint(other) != fitted.stats["fingerprint"]

@@ -174,3 +174,22 @@ def test_the_floor_splits_repeat_targets_by_whether_the_user_trained_on_the_item
     assert "only after them" in text
     # Without the split's record (or with no such target) the table is left out.
     assert "only after them" not in "\n".join(study._floor_section([recent, memo], "wilcoxon", None))
+
+
+def test_the_report_says_when_generative_runs_were_trained_on_different_semantic_ids(tmp_path: Path) -> None:
+    from bench.study import _semantic_ids_lines
+
+    def job(name: str, ids: dict | None) -> tuple[Path, dict]:
+        return tmp_path / name / "seed0.json", {"generation": None if ids is None else {"semantic_ids": ids}}
+
+    same = [job("tiger", {"fingerprint": "a" * 16}), job("rclrec", {"fingerprint": "a" * 16}), job("pop", None)]
+    files, jobs = zip(*same)
+    assert _semantic_ids_lines(tmp_path, list(files), list(jobs)) == [
+        f"Semantic IDs: every generative run (2) was trained on the same codes (fingerprint `{'a' * 16}`).", ""]
+    mixed = [*same[:2], job("gear", {"distinct_prefixes": 18562, "collision_rate": 0.53})]  # recorded before fingerprints
+    files, jobs = zip(*mixed)
+    lines = _semantic_ids_lines(tmp_path, list(files), list(jobs))
+    assert lines[0].startswith("**Semantic IDs differ between runs** (2 sets of codes)")
+    assert f"- fingerprint `{'a' * 16}`: tiger/seed0, rclrec/seed0" in lines
+    assert "- recorded before fingerprints: 18,562 distinct prefixes: gear/seed0" in lines
+    assert _semantic_ids_lines(tmp_path, [files[0]], [{"generation": None}]) == []
