@@ -39,7 +39,7 @@ from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
-from bench.semantic_ids import load_or_fit
+from bench.semantic_ids import load_or_fit, semantic_ids_path
 from bench.training import capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
@@ -136,10 +136,25 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def checkpoint_path(result: Path, fingerprint: str, expected: str) -> Path:
-    """A run's per-epoch checkpoint, named by split and config, so it is only ever resumed into the run
-    that wrote it."""
-    return result.with_suffix(f".{fingerprint}-{expected}.ckpt")
+def checkpoint_path(result: Path, fingerprint: str, expected: str, ids: str | None = None) -> Path:
+    """A run's per-epoch checkpoint, named by split, config and, for a model on semantic IDs, their
+    fingerprint (``ids``), so it is only ever resumed into the run that wrote it: a checkpoint trained on
+    codes since refitted (another machine's, a deleted cache) is not resumed on the new ones."""
+    return result.with_suffix(f".{fingerprint}-{expected}{'-' + ids if ids else ''}.ckpt")
+
+
+def _ids_fingerprint(plan: Plan, job: Job, split: Split, fit: bool = True) -> str | None:
+    """The fingerprint of the semantic IDs a generative job trains on; None for another model, or (``fit``
+    False: a dry run, which writes nothing) when no cache holds them yet, so no checkpoint can be on them."""
+    if not issubclass(resolve(job.target), GenerativeModel):
+        return None
+    if not fit and not _ids_cached(plan, split):
+        return None
+    return str(load_or_fit(split, plan.dataset.semantic_ids, cache_dir(plan.results_dir)).stats["fingerprint"])
+
+
+def _ids_cached(plan: Plan, split: Split) -> bool:
+    return semantic_ids_path(split, plan.dataset.semantic_ids, cache_dir(plan.results_dir)).exists()
 
 
 def _same_run(done: dict, fingerprint: str, expected: str) -> bool:
@@ -170,8 +185,7 @@ def _ids_of(plan: Plan, split: Split, write: bool = True) -> Callable[[], Mappin
     def current() -> Mapping[str, Any]:
         if not memo:
             cache = cache_dir(plan.results_dir)
-            cached = (cache / f"{split.fingerprint}-semids-{config_hash(plan.dataset.semantic_ids)}.npz").exists()
-            ids = load_or_fit(split, plan.dataset.semantic_ids, cache if write or cached else None)
+            ids = load_or_fit(split, plan.dataset.semantic_ids, cache if write or _ids_cached(plan, split) else None)
             memo.append(ids.stats)
         return memo[0]
 
@@ -357,7 +371,7 @@ def fit_and_rank(job: Job, ctx: Context, batch_size: int) -> tuple[Recommender, 
 def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool,
              say: Callable[[str], None] = say) -> None:  # fmt: skip
     path = plan.json_path(job)
-    checkpoint = checkpoint_path(path, split.fingerprint, expected_hash)
+    checkpoint = checkpoint_path(path, split.fingerprint, expected_hash, _ids_fingerprint(plan, job, split))
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         ctx = Context(
             split=split,
@@ -478,7 +492,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     stages = set() if stages is None else stages
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
-        checkpoint = checkpoint_path(path, split.fingerprint, expected)
+        checkpoint = checkpoint_path(path, split.fingerprint, expected, _ids_fingerprint(plan, job, split, fit=False))
         status = "to run"
         if path.exists():
             done = json.loads(path.read_text())

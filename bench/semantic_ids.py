@@ -194,11 +194,16 @@ def _fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
     return SemanticIds(codes, vocab, stats)
 
 
+def semantic_ids_path(split: Split, cfg: SemanticIdConfig, cache_dir: Path) -> Path:
+    """Where :func:`load_or_fit` caches a split's IDs: by split fingerprint and config."""
+    return cache_dir / f"{split.fingerprint}-semids-{config_hash(cfg)}.npz"
+
+
 def load_or_fit(split: Split, cfg: SemanticIdConfig, cache_dir: Path | None) -> SemanticIds:
     """Fit once per (split fingerprint, config) and keep it next to the split cache."""
     if cache_dir is None:
         return fit(split, cfg)
-    path = cache_dir / f"{split.fingerprint}-semids-{config_hash(cfg)}.npz"
+    path = semantic_ids_path(split, cfg, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_suffix(".lock")):  # jobs in parallel workers fit it once, the others wait and read
         if path.exists():

@@ -237,3 +237,15 @@ def test_a_result_on_other_semantic_ids_is_not_taken_for_this_run(tmp_path: Path
         else:
             assert again.returncode == 0 and "finished earlier, skipped" in again.stdout, again.stderr
             assert "finished" in dry.stdout
+    # A checkpoint is named by the codes it trained on: one on these is resumed, one from before (or on
+    # codes since refitted) is not.
+    path.unlink()
+    path.with_suffix(".npz").unlink()
+    split, config = record["split_fingerprint"], record["config_hash"]
+    planted = path.with_suffix(f".{split}-{config}-{ids['fingerprint']}.ckpt")
+    planted.write_bytes(b"")
+    dry = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
+    assert "to resume from its checkpoint" in dry.stdout, dry.stdout
+    planted.rename(path.with_suffix(f".{split}-{config}.ckpt"))
+    dry = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
+    assert "to resume" not in dry.stdout and "to run" in dry.stdout, dry.stdout
