@@ -248,8 +248,8 @@ def run_one(plan: Plan, job: Job, expected: str, split: Split, device: torch.dev
 
 
 def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job, str]]:
-    """The jobs still to run, each with its config hash; raises when a result of another split or config
-    is in the way. With ``announce``, also reuses identical finished runs and says what is skipped."""
+    """The jobs still to run, each with its config hash; raises when a result of another split, config or
+    semantic IDs is in the way. With ``announce``, also reuses identical finished runs and says what is skipped."""
     todo = []
     ids = _ids_of(plan, split)
     for job in plan.jobs:
@@ -266,7 +266,7 @@ def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job
                     used = done["generation"]["semantic_ids"].get("fingerprint", "unrecorded, other statistics")
                     raise BenchError(
                         f"{path}: was trained on other semantic IDs (codes {used}, this split's "
-                        f"{ids()['fingerprint']}: fitted by another BLAS build or CPU); delete it to retrain on these"
+                        f"{ids()['fingerprint']}: fitted on another CPU, BLAS build or thread count); delete it to retrain on these"
                     )
                 if announce:
                     say(f"✓ {job.label}: finished earlier, skipped")
