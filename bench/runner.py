@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shutil
 import sys
@@ -143,14 +144,12 @@ def checkpoint_path(result: Path, fingerprint: str, expected: str, ids: str | No
     return result.with_suffix(f".{fingerprint}-{expected}{'-' + ids if ids else ''}.ckpt")
 
 
-def _ids_fingerprint(plan: Plan, job: Job, split: Split, fit: bool = True) -> str | None:
-    """The fingerprint of the semantic IDs a generative job trains on; None for another model, or (``fit``
-    False: a dry run, which writes nothing) when no cache holds them yet, so no checkpoint can be on them."""
-    if not issubclass(resolve(job.target), GenerativeModel):
+def _ids_fingerprint(job: Job, ids: Callable[[], Mapping[str, Any]] | None) -> str | None:
+    """The fingerprint of the semantic IDs a generative job trains on (``ids``: :func:`_ids_of`); None for
+    another model, or when ``ids`` is None (a dry run before the IDs are cached: no checkpoint can be on them)."""
+    if ids is None or not issubclass(resolve(job.target), GenerativeModel):
         return None
-    if not fit and not _ids_cached(plan, split):
-        return None
-    return str(load_or_fit(split, plan.dataset.semantic_ids, cache_dir(plan.results_dir)).stats["fingerprint"])
+    return str(ids()["fingerprint"])
 
 
 def _ids_cached(plan: Plan, split: Split) -> bool:
@@ -180,16 +179,8 @@ def same_ids(done: Mapping[str, Any], current: Callable[[], Mapping[str, Any]]) 
 def _ids_of(plan: Plan, split: Split, write: bool = True) -> Callable[[], Mapping[str, Any]]:
     """The split's semantic-ID stats, fitted (or read) on the first call only; ``write`` False (a dry run)
     fits them in memory when the cache has none."""
-    memo: list[Mapping[str, Any]] = []
-
-    def current() -> Mapping[str, Any]:
-        if not memo:
-            cache = cache_dir(plan.results_dir)
-            ids = load_or_fit(split, plan.dataset.semantic_ids, cache if write or _ids_cached(plan, split) else None)
-            memo.append(ids.stats)
-        return memo[0]
-
-    return current
+    cache = cache_dir(plan.results_dir) if write or _ids_cached(plan, split) else None
+    return functools.cache(lambda: load_or_fit(split, plan.dataset.semantic_ids, cache).stats)
 
 
 def job_hash(job: Job, profile: Profile) -> str:
@@ -371,7 +362,7 @@ def fit_and_rank(job: Job, ctx: Context, batch_size: int) -> tuple[Recommender, 
 def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: torch.device, progress: bool,
              say: Callable[[str], None] = say) -> None:  # fmt: skip
     path = plan.json_path(job)
-    checkpoint = checkpoint_path(path, split.fingerprint, expected_hash, _ids_fingerprint(plan, job, split))
+    checkpoint = checkpoint_path(path, split.fingerprint, expected_hash, _ids_fingerprint(job, _ids_of(plan, split)))
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         ctx = Context(
             split=split,
@@ -474,6 +465,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
     ids = _ids_of(plan, split, write=False)
+    checkpoint_ids = ids if _ids_cached(plan, split) else None  # read once for all jobs, never fitted for a name
     # Each finished run as (first-stage seconds, the rest): a staged run's record gives its first stage's
     # seconds whether it trained that stage or read it from the cache.
     earlier: dict[tuple[str, str], list[tuple[float, float]]] = {}  # every log's runs in the results dir
@@ -492,7 +484,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     stages = set() if stages is None else stages
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
-        checkpoint = checkpoint_path(path, split.fingerprint, expected, _ids_fingerprint(plan, job, split, fit=False))
+        checkpoint = checkpoint_path(path, split.fingerprint, expected, _ids_fingerprint(job, checkpoint_ids))
         status = "to run"
         if path.exists():
             done = json.loads(path.read_text())
