@@ -13,11 +13,14 @@ assign codes; the 4th token enumerates items that share the first three, so ever
 Its range grows to the largest collision group instead of overflowing (no two items are ever merged).
 A level that uses too few of its codes is a collapsed codebook and fails loudly (SPEC §5).
 
-The fit runs on one BLAS thread: ARPACK's products go through OpenBLAS, whose sums are ordered by its
-thread count, and k-means carries a last-digit difference into other codes — on taobao-ecomm-2019 one and
-two threads gave different codes for every item (18,567 and 18,562 distinct prefixes). Pinned, the codes are
-a function of the split and the config on one BLAS build and CPU; every result records their fingerprint,
-so that runs on other codes (another machine's) are never mistaken for the same run.
+The fit runs on one BLAS thread and one OpenBLAS kernel: ARPACK's products go through OpenBLAS, whose sums
+are ordered by its thread count and by the kernel it chose for the CPU, and k-means carries a last-digit
+difference into other codes. On taobao-ecomm-2019 one and two threads gave different codes for every item
+(18,567 and 18,562 distinct prefixes), and so did an Intel Xeon's AVX-512 kernels and an AMD EPYC's
+(18,548 and 18,567). Pinned to one thread and the Haswell kernels (:mod:`bench.blas`), the codes are a
+function of the split and the config on one OpenBLAS build, on any x86-64 CPU with AVX2; every result
+records their fingerprint, so that runs on other codes (another build's, another processor's) are never
+mistaken for the same run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
 from threadpoolctl import threadpool_limits
 
+from bench.blas import run_pinned
 from bench.data.split import Split
 from bench.errors import BenchError
 from bench.hashing import config_hash
@@ -146,7 +150,12 @@ def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
-    """Residual k-means over :func:`item_vectors`, then the dedup level, on one BLAS thread (module doc)."""
+    """Residual k-means over :func:`item_vectors`, then the dedup level, on one BLAS thread and the pinned
+    OpenBLAS kernel (module doc)."""
+    return run_pinned(_fit_one_thread, split, cfg)
+
+
+def _fit_one_thread(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(split, cfg)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# isort: off
+import bench  # noqa: F401 - first: pins OpenBLAS's kernel before numpy loads it (bench.blas), as the CLI does
+# isort: on
 from pathlib import Path
 
 import numpy as np
