@@ -324,16 +324,32 @@ def record_failed(plan: Plan, job: Job, reason: str, log: Path | None) -> None:
 
 def _reuse(source: Path, target: Path, job: Job, fingerprint: str, expected: str,
            ids: Callable[[], Mapping[str, Any]]) -> bool:  # fmt: skip
-    """Copy a finished run of exactly this job (same split, config hash and semantic IDs) under its name."""
+    """Copy a finished run of exactly this job (same split, config hash and semantic IDs) under its name;
+    for a model whose first stage other jobs share (:func:`reusable_here`), only one computed on this CPU."""
     if not source.exists():
         return False
     done = json.loads(source.read_text())
     if not (_same_run(done, fingerprint, expected) and same_ids(done, ids)):
         return False
+    if not reusable_here(job, done):
+        say(f"▶ {job.label}: {job.reuse} seed{job.seed} ran on another CPU ({done['hardware'].get('cpu')}), so its "
+            f"shared first stage is not the one this machine trains for the other jobs of seed {job.seed}: not reused")
+        return False
     with atomic_path(target.with_suffix(".npz")) as tmp:
         shutil.copyfile(source.with_suffix(".npz"), tmp)
     write_json(target, {**done, **job.identity(), "reused_from": job.reuse})
     return True
+
+
+def reusable_here(job: Job, done: Mapping[str, Any]) -> bool:
+    """Whether a finished run can stand for ``job`` on this machine. Any run can, unless the model shares a
+    first stage between runs (:meth:`Recommender.shared_stage`: RCLRec's θ0, which its ablations and
+    sweep of the same seed read from the cache) and the run was computed on another CPU: torch rounds by
+    instruction set, so θ0 trained here for those jobs drifts from the run's own (README,
+    Reproducibility), and Table 1's seed would no longer share θ0 with its ablations and sweep."""
+    if resolve(job.target).shared_stage(job.config, job.seed) is None:
+        return True
+    return (done.get("hardware") or {}).get("cpu") == hardware()["cpu"]
 
 
 def build(job: Job, ctx: Context) -> Recommender:
@@ -493,7 +509,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
             else:
                 status = "finished" if same_ids(done, ids) else "blocked: a result on other semantic IDs is there"
         elif job.reuse is not None and (plan.folder / job.reuse / path.name).exists():
-            status = f"reuses {job.reuse} if identical"
+            trial = json.loads((plan.folder / job.reuse / path.name).read_text())
+            status = f"reuses {job.reuse} if identical" if reusable_here(job, trial) else "to run (its trial ran on another CPU)"
         elif checkpoint.exists():
             status = "to resume from its checkpoint"
         runs = (same_config.get(expected) or here.get((job.target, plan.profile.name))

@@ -53,3 +53,35 @@ def test_run_tuned_without_tuning_is_a_one_line_error(tmp_path: Path) -> None:
     result = bench("run", "--models", "tiger", "--tuned", "--profile", "smoke", "--results-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "run 'python -m bench tune --models tiger' first" in result.stderr
+
+
+def test_a_trial_from_another_cpu_stands_in_only_for_a_model_without_a_shared_first_stage(tmp_path: Path) -> None:
+    # RCLRec's θ0 is shared through the cache by Table 1's seed and its ablations and sweep; torch rounds by
+    # instruction set, so a trial's θ0 from another CPU is not the one this machine trains for them.
+    from bench.plan import Request, run_plan, selection_path
+    from bench.provenance import hardware
+    from bench.runner import _reuse, reusable_here
+
+    folder = tmp_path / "synthetic"
+    for model in ("rclrec", "hstu"):
+        path = selection_path(folder, model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        trial = f"tuning/{model}/learning_rate=0.003,dropout=0.1"
+        path.write_text(json.dumps({"model": model, "profile": "smoke", "selected": {"learning_rate": 0.003, "dropout": 0.1},
+                                    "selected_trial": trial}))  # fmt: skip
+    plan = run_plan(Request(profile="smoke", seeds=1, results_dir=tmp_path, tuned=True), ["rclrec", "hstu"])
+    jobs = {j.name: j for j in plan.jobs}
+    here, there = {"hardware": hardware()}, {"hardware": {"cpu": "Another CPU", "cores": "2"}}
+    assert reusable_here(jobs["rclrec"], here) and not reusable_here(jobs["rclrec"], there)
+    assert reusable_here(jobs["hstu"], here) and reusable_here(jobs["hstu"], there)
+
+    for name, done, reused in (("rclrec", there, False), ("hstu", there, True), ("rclrec", here, True)):
+        job = jobs[name]
+        source, target = folder / job.reuse / "seed0.json", folder / name / "seed0.json"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(json.dumps({"split_fingerprint": "f", "config_hash": "h", **done}))
+        source.with_suffix(".npz").write_bytes(b"ranks")
+        target.unlink(missing_ok=True)
+        assert _reuse(source, target, job, "f", "h", lambda: {}) is reused, name
+        assert target.exists() is reused
