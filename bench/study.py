@@ -25,10 +25,11 @@ from tabulate import tabulate
 from bench import claims as claims_mod
 from bench import diagnosis as diagnosis_mod
 from bench import figure, report, runner, tuning
-from bench.config import Configs
+from bench.config import Configs, from_dict
 from bench.data.preprocess import describe_preparation
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
+from bench.recommender import resolve
 from bench.plan import Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
 
 K_VALUES = "1,2,3,4,5,6"
@@ -169,7 +170,8 @@ def write(folder: Path, req: Request) -> Path:
     if smoke:
         lines += [f"> **{report.SMOKE}**", ""]
     record = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
-    lines += _log_section(runs, record) + _semantic_ids_lines(folder, files, jobs) + _protocol_section(req, stages, runs, found)
+    lines += _log_section(runs, record) + _semantic_ids_lines(folder, files, jobs) + _first_stage_lines(folder, files, jobs)
+    lines += _protocol_section(req, stages, runs, found)
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
@@ -251,6 +253,37 @@ def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, An
         return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}).", ""]
     out = [f"**Semantic IDs differ between runs** ({len(groups)} sets of codes): those runs are not on equal footing.", ""]
     return out + [f"- {label}: {', '.join(names)}" for label, names in groups.values()] + [""]
+
+
+def _first_stage_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any]]) -> list[str]:
+    """Whether the table and sweep runs that should share a first stage (RCLRec's θ0: one seed, one
+    pre-training config; :meth:`Recommender.shared_stage`) were fine-tuned from one: their θ0 training
+    records (best epoch, validation curve, losses) are equal. Torch rounds by instruction set, so a θ0
+    trained again on another CPU is another θ0 (README, Reproducibility), and an ablation's or a sweep
+    point's gap to RCLRec would then hold θ0's difference too. Tuning trials and diagnosis rows are left out:
+    a trial keeps its own θ0, and the diagnosis says which CPU its rows share."""
+    stages: dict[Hashable, dict[str, list[str]]] = {}
+    for f, r in zip(files, jobs):
+        relative = f.parent.relative_to(folder)
+        pretrain = (r.get("fit_extra") or {}).get("pretrain")
+        if pretrain is None or relative.parts[0] in ("tuning", "diagnosis"):
+            continue
+        cls = resolve(r["class"])
+        stage = cls.shared_stage(from_dict(cls.Config, r["config"], str(f)), r["seed"])
+        record = json.dumps([pretrain["best_epoch"], pretrain["valid_curve"], pretrain["extra"].get("train_loss")])
+        stages.setdefault(stage, {}).setdefault(record, []).append(str(relative / f.stem))
+    if not stages:
+        return []
+    runs = sum(len(names) for by_record in stages.values() for names in by_record.values())
+    split = {stage: by_record for stage, by_record in stages.items() if len(by_record) > 1}
+    if not split:
+        return [f"θ0: the {runs} table and sweep runs that share a first stage (RCLRec's θ0 for a seed and pre-training "
+                f"config; {len(stages)} such stages) were fine-tuned from the same one (equal training records).", ""]  # fmt: skip
+    out = [f"**Runs that should share a first stage do not** (RCLRec's θ0 for a seed and pre-training config, trained "
+           "more than once, e.g. on another CPU): their differences hold θ0's difference too.", ""]  # fmt: skip
+    for by_record in split.values():
+        out.append("- " + "; ".join(", ".join(names) for names in by_record.values()))
+    return out + [""]
 
 
 def _split_record(folder: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -193,3 +193,23 @@ def test_the_report_says_when_generative_runs_were_trained_on_different_semantic
     assert f"- fingerprint `{'a' * 16}`: tiger/seed0, rclrec/seed0" in lines
     assert "- recorded before fingerprints: 18,562 distinct prefixes: gear/seed0" in lines
     assert _semantic_ids_lines(tmp_path, [files[0]], [{"generation": None}]) == []
+
+
+def test_the_report_says_when_runs_of_one_seed_were_fine_tuned_from_different_theta0s(tmp_path: Path) -> None:
+    # Table 1's RCLRec and its ablations of one seed share θ0 through the cache; one trained again (another
+    # CPU) is another θ0, and the report must say which runs come from which.
+    from bench.study import _first_stage_lines
+    from tests.conftest import REPO
+
+    committed = REPO / "results" / "tmall-2014-brands"
+    names = ["rclrec/seed0", "rclrec-no-rcpm/seed0", "rclrec/seed1", "hstu/seed0", "tuning/rclrec/learning_rate=0.003,dropout=0.1/seed0"]
+    jobs = [json.loads((committed / f"{n}.json").read_text()) for n in names]
+    files = [tmp_path / f"{n}.json" for n in names]
+    assert _first_stage_lines(tmp_path, files, jobs) == [
+        "θ0: the 3 table and sweep runs that share a first stage (RCLRec's θ0 for a seed and pre-training config; "
+        "2 such stages) were fine-tuned from the same one (equal training records).", ""]  # the trial keeps its own
+    jobs[1]["fit_extra"]["pretrain"]["extra"]["train_loss"][-1] += 1e-12  # the ablation's θ0, trained again
+    lines = _first_stage_lines(tmp_path, files, jobs)
+    assert lines[0].startswith("**Runs that should share a first stage do not**")
+    assert lines[2:] == ["- rclrec/seed0; rclrec-no-rcpm/seed0", ""]
+    assert _first_stage_lines(tmp_path, files[3:4], jobs[3:4]) == []  # no model with a first stage: no line
