@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,9 @@ def source_hash(path: Path) -> str:
                 and isinstance(body[0].value.value, str)):  # fmt: skip
             node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+def sources_hash(paths: Sequence[Path]) -> str:
+    """SHA-256 over the :func:`source_hash` of each file, in order: the code of a computation that runs in
+    several files (RCLRec's θ0: the model, the backbone, the training loop, the split's windows)."""
+    return hashlib.sha256("".join(source_hash(p) for p in paths).encode()).hexdigest()

@@ -29,8 +29,8 @@ from bench.config import Configs, from_dict
 from bench.data.preprocess import describe_preparation
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
-from bench.recommender import resolve
 from bench.plan import Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.recommender import resolve
 
 K_VALUES = "1,2,3,4,5,6"
 
@@ -279,7 +279,7 @@ def _first_stage_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any
     if not split:
         return [f"θ0: the {runs} table and sweep runs that share a first stage (RCLRec's θ0 for a seed and pre-training "
                 f"config; {len(stages)} such stages) were fine-tuned from the same one (equal training records).", ""]  # fmt: skip
-    out = [f"**Runs that should share a first stage do not** (RCLRec's θ0 for a seed and pre-training config, trained "
+    out = ["**Runs that should share a first stage do not** (RCLRec's θ0 for a seed and pre-training config, trained "
            "more than once, e.g. on another CPU): their differences hold θ0's difference too.", ""]  # fmt: skip
     for by_record in split.values():
         out.append("- " + "; ".join(", ".join(names) for names in by_record.values()))

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import math
+import sys
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -32,14 +32,18 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
+from bench import recommender, seeding, training
+from bench.data import split as split_module
 from bench.data.log import BEHAVIORS, BUY
 from bench.data.split import Histories, Split
 from bench.errors import BenchError
-from bench.hashing import config_hash, source_hash
+from bench.hashing import config_hash, sources_hash
 from bench.io import atomic_path
+from bench.nn import beam, codegen, transformer
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
 from bench.recommender import Context, FitReport, validation_ndcg10
+from bench.semantic_ids import fingerprint
 from bench.training import autocast, minibatch_epoch, train
 
 
@@ -103,6 +107,12 @@ PRETRAIN_FIELDS = (
     "pretrain_samples_per_epoch",
 )  # fmt: skip
 """The fields θ0 depends on; k, τ, λ, margin and the prefix kind do not change it."""
+THETA0_SOURCES = tuple(
+    Path(module.__file__)  # type: ignore[arg-type]
+    for module in (sys.modules[__name__], transformer, codegen, beam, training, recommender, split_module, seeding)
+)
+"""The files whose code trains θ0 and selects its epoch: this model, the backbone, the decoder and its beam
+search, the training loop and early stopping, validation, the split's windows and samples, the seeding."""
 
 
 class RCLRecNet(nn.Module):
@@ -348,14 +358,16 @@ class RCLRec(SemanticIdModel):
 
     def theta0_key(self) -> str:
         """θ0's cache name: everything it is computed from — the split, the seed, the pre-training fields of
-        the config, the semantic-ID config and the codes themselves, and this file's code (not its comments
-        or docstrings: :func:`~bench.hashing.source_hash`)."""
+        the config, the semantic-ID config and the codes themselves (their fingerprint), and the code that
+        trains and selects it (:data:`THETA0_SOURCES`; not their comments or docstrings:
+        :func:`~bench.hashing.sources_hash`), so an edit to the backbone or the training loop is never
+        served a θ0 trained by the old code."""
         pre = {f: getattr(self.config, f) for f in PRETRAIN_FIELDS}
         key = config_hash({
             "pretrain": pre,
             "semantic_ids": dataclasses.asdict(self.ctx.semantic_id_config),
-            "codes": hashlib.sha256(np.ascontiguousarray(self.ids.codes, dtype=np.int64).tobytes()).hexdigest(),
-            "source": source_hash(Path(__file__)),
+            "codes": fingerprint(self.ids.codes),
+            "source": sources_hash(THETA0_SOURCES),
         })  # fmt: skip
         return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{key}"
 

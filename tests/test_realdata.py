@@ -57,4 +57,4 @@ def test_the_semantic_ids_fitted_here_are_the_committed_results_codes() -> None:
         generative = [r for r in runs if (r.get("generation") or {}).get("semantic_ids")]
         assert generative, log
         assert all(r["split_fingerprint"] == split.fingerprint for r in runs), log
-        assert all(same_ids(r, lambda: stats) for r in generative), log
+        assert all(same_ids(r, lambda s=stats: s) for r in generative), log

@@ -13,7 +13,7 @@ from bench.data.split import SplitConfig, build_split
 from bench.recommender import Context
 from bench.semantic_ids import SemanticIdConfig
 from rclrec.model import RCLRec, RCLRecConfig, quality_loss, recent_k, relevance, select_top_k, straight_through
-from tests.conftest import make_log
+from tests.conftest import REPO, make_log
 
 TINY = RCLRecConfig(
     d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0, max_items=8, user_buckets=16,
@@ -221,3 +221,17 @@ def test_a_short_history_is_decoded_as_the_same_shorter_prefix(split, tmp_path: 
             assert (slot_pad.sum(1) == k - 2).all()
     assert torch.allclose(out[4], out[2], atol=1e-5)
     assert (out[2] > 0).all()  # every real token is predicted
+
+
+def test_theta0s_cache_key_covers_the_code_that_trains_it(split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An edit to the backbone or the training loop must not be served a θ0 the old code trained.
+    import rclrec.model as module
+
+    base = _model(split, tmp_path).theta0_key()
+    names = {p.relative_to(REPO).as_posix() for p in module.THETA0_SOURCES}
+    assert {"rclrec/model.py", "bench/nn/transformer.py", "bench/training.py", "bench/data/split.py"} <= names
+    edited = tmp_path / "transformer.py"
+    edited.write_text(Path(module.transformer.__file__).read_text() + "\nX = 1\n")  # one statement more
+    sources = tuple(edited if p.name == "transformer.py" else p for p in module.THETA0_SOURCES)
+    monkeypatch.setattr(module, "THETA0_SOURCES", sources)
+    assert _model(split, tmp_path).theta0_key() != base
