@@ -272,13 +272,14 @@ def _first_stage_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any
         stage = cls.shared_stage(from_dict(cls.Config, r["config"], str(f)), r["seed"])
         record = json.dumps([pretrain["best_epoch"], pretrain["valid_curve"], pretrain["extra"].get("train_loss")])
         stages.setdefault(stage, {}).setdefault(record, []).append(str(relative / f.stem))
-    if not stages:
-        return []
-    runs = sum(len(names) for by_record in stages.values() for names in by_record.values())
-    split = {stage: by_record for stage, by_record in stages.items() if len(by_record) > 1}
+    shared = {stage: by_record for stage, by_record in stages.items() if sum(map(len, by_record.values())) > 1}
+    if not shared:
+        return []  # no first stage with two runs yet: nothing to compare
+    runs = sum(len(names) for by_record in shared.values() for names in by_record.values())
+    split = {stage: by_record for stage, by_record in shared.items() if len(by_record) > 1}
     if not split:
-        return [f"θ0: the {runs} table and sweep runs that share a first stage (RCLRec's θ0 for a seed and pre-training "
-                f"config; {len(stages)} such stages) were fine-tuned from the same one (equal training records).", ""]  # fmt: skip
+        return [f"θ0: the {runs} table and sweep runs that share RCLRec's θ0 (one per seed and pre-training config: "
+                f"{len(shared)}) were each fine-tuned from that same θ0 (equal training records).", ""]  # fmt: skip
     out = ["**Runs that should share a first stage do not** (RCLRec's θ0 for a seed and pre-training config, trained "
            "more than once, e.g. on another CPU): their differences hold θ0's difference too.", ""]  # fmt: skip
     for by_record in split.values():

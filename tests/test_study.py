@@ -206,10 +206,11 @@ def test_the_report_says_when_runs_of_one_seed_were_fine_tuned_from_different_th
     jobs = [json.loads((committed / f"{n}.json").read_text()) for n in names]
     files = [tmp_path / f"{n}.json" for n in names]
     assert _first_stage_lines(tmp_path, files, jobs) == [
-        "θ0: the 3 table and sweep runs that share a first stage (RCLRec's θ0 for a seed and pre-training config; "
-        "2 such stages) were fine-tuned from the same one (equal training records).", ""]  # the trial keeps its own
+        "θ0: the 2 table and sweep runs that share RCLRec's θ0 (one per seed and pre-training config: 1) were each "
+        "fine-tuned from that same θ0 (equal training records).", ""]  # the trial keeps its own
     jobs[1]["fit_extra"]["pretrain"]["extra"]["train_loss"][-1] += 1e-12  # the ablation's θ0, trained again
     lines = _first_stage_lines(tmp_path, files, jobs)
     assert lines[0].startswith("**Runs that should share a first stage do not**")
     assert lines[2:] == ["- rclrec/seed0; rclrec-no-rcpm/seed0", ""]
     assert _first_stage_lines(tmp_path, files[3:4], jobs[3:4]) == []  # no model with a first stage: no line
+    assert _first_stage_lines(tmp_path, files[2:4], jobs[2:4]) == []  # one run of each stage: nothing shared yet
