@@ -88,6 +88,12 @@ class Recommender(ABC):
         once per value. It must follow what the model's cache key reads from the config and seed."""
         return None
 
+    @classmethod
+    def shared_stage_cached(cls, config: Any, ctx: Context) -> bool:
+        """Whether the cache (``ctx.cache_dir``) already holds that first stage for this config and
+        ``ctx``'s seed, so a run would only read it (``--dry-run`` then leaves its time out)."""
+        return False
+
     @abstractmethod
     def fit(self, split: Split) -> FitReport:
         """Train on ``split``'s training part; select the epoch on ``split.valid`` NDCG@10 (see

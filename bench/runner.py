@@ -475,8 +475,9 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     else any log's; a model that never ran here shows '?'. A first stage that jobs share through the cache
     (:meth:`~bench.recommender.Recommender.shared_stage`: RCLRec's θ0, one per seed and pre-training config)
     is counted once, in the first job of the plan that needs it (of the plans that share ``stages``, which
-    collects those counted), and again even if a cache already holds it (a fresh checkout's committed results
-    come without one)."""
+    collects those counted), and not at all when the cache holds it already
+    (:meth:`~bench.recommender.Recommender.shared_stage_cached`; a fresh checkout's committed results come
+    without one)."""
     from tabulate import tabulate
 
     split, _, _ = prepare_split(plan.dataset, cache_dir(plan.results_dir), lambda message: None, save=False)
@@ -496,8 +497,17 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
         if f.is_relative_to(plan.folder):
             here.setdefault(key, []).append(parts)
             same_config.setdefault(r.get("config_hash", ""), []).append(parts)
-    rows, todo_seconds, unknown, shared = [], [], 0, 0
+    rows, todo_seconds, unknown, shared, cached = [], [], 0, 0, 0
     stages = set() if stages is None else stages
+
+    def stage_cached(job: Job) -> bool:
+        """Whether the job's first stage is in the cache already (never when the codes it needs are not)."""
+        if checkpoint_ids is None:
+            return False
+        ctx = Context(split=split, device=torch.device("cpu"), seed=job.seed, semantic_id_config=plan.dataset.semantic_ids,
+                      cache_dir=cache_dir(plan.results_dir))  # fmt: skip
+        return resolve(job.target).shared_stage_cached(job.config, ctx)
+
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         checkpoint = checkpoint_path(path, split.fingerprint, expected, _ids_fingerprint(job, checkpoint_ids))
@@ -519,6 +529,9 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
         if runs:
             first, rest = (float(np.median([r[i] for r in runs])) for i in (0, 1))
             stage = resolve(job.target).shared_stage(job.config, job.seed) if first else None
+            if status.startswith("to ") and stage is not None and stage not in stages and stage_cached(job):
+                cached += 1
+                stages.add(stage)  # read from the cache: no job of this study trains it
             job_seconds = rest if stage in stages else first + rest
             if status.startswith("to ") and stage is not None:
                 shared += stage in stages
@@ -544,7 +557,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     if plan.waiting:
         summary += f"; {len(plan.waiting)} more waiting (not run by this command)"
     if shared:
-        summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job: their times leave it out; "
+        already = f" or find it in the cache ({cached})" if cached else ""
+        summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job{already}: their times leave it out; "
                     "on more than one worker, a job whose θ0 another worker is still training starts after the jobs that do "
                     "not need it, or waits for it when none is left)")  # fmt: skip
     return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, total / width, unknown)

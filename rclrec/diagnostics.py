@@ -165,10 +165,11 @@ class RCLRecDiagnostic(RCLRec):
         theta0 = super().shared_stage(config, seed)
         return theta0 if config.backbone == "interaction" else (*theta0, "token backbone")
 
-    def theta0_key(self) -> str:
-        """RCLRec's key, and for the token backbone also this file's code: that θ0 is another network."""
-        key = super().theta0_key()
-        if self.config.backbone == "interaction":
+    @classmethod
+    def theta0_name(cls, config: RCLRecDiagnosticConfig, ctx: Context, codes: np.ndarray) -> str:
+        """RCLRec's name, and for the token backbone also this file's code: that θ0 is another network."""
+        key = super().theta0_name(config, ctx, codes)
+        if config.backbone == "interaction":
             return key
         return f"{key}-token-{source_hash(Path(__file__))[:16]}"
 

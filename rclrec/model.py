@@ -43,7 +43,7 @@ from bench.nn import beam, codegen, transformer
 from bench.nn.codegen import CodeDecoder, SemanticIdModel
 from bench.nn.transformer import BackboneConfig, EncoderDecoder
 from bench.recommender import Context, FitReport, validation_ndcg10
-from bench.semantic_ids import fingerprint
+from bench.semantic_ids import fingerprint, random_like
 from bench.training import autocast, minibatch_epoch, train
 
 
@@ -357,19 +357,34 @@ class RCLRec(SemanticIdModel):
         return ("rclrec-theta0", seed, config.random_ids, tuple(getattr(config, f) for f in PRETRAIN_FIELDS))
 
     def theta0_key(self) -> str:
+        """θ0's cache name (:meth:`theta0_name` of this run)."""
+        return self.theta0_name(self.config, self.ctx, self.ids.codes)
+
+    @classmethod
+    def theta0_name(cls, config: RCLRecConfig, ctx: Context, codes: np.ndarray) -> str:
         """θ0's cache name: everything it is computed from — the split, the seed, the pre-training fields of
         the config, the semantic-ID config and the codes themselves (their fingerprint), and the code that
         trains and selects it (:data:`THETA0_SOURCES`; not their comments or docstrings:
         :func:`~bench.hashing.sources_hash`), so an edit to the backbone or the training loop is never
         served a θ0 trained by the old code."""
-        pre = {f: getattr(self.config, f) for f in PRETRAIN_FIELDS}
+        pre = {f: getattr(config, f) for f in PRETRAIN_FIELDS}
         key = config_hash({
             "pretrain": pre,
-            "semantic_ids": dataclasses.asdict(self.ctx.semantic_id_config),
-            "codes": fingerprint(self.ids.codes),
+            "semantic_ids": dataclasses.asdict(ctx.semantic_id_config),
+            "codes": fingerprint(codes),
             "source": sources_hash(THETA0_SOURCES),
         })  # fmt: skip
-        return f"{self.ctx.split.fingerprint}-rclrec-theta0-seed{self.ctx.seed}-{key}"
+        return f"{ctx.split.fingerprint}-rclrec-theta0-seed{ctx.seed}-{key}"
+
+    @classmethod
+    def shared_stage_cached(cls, config: RCLRecConfig, ctx: Context) -> bool:
+        """Whether θ0 for this config and ``ctx``'s seed is in ``ctx``'s cache (with the codes this run would
+        use: the split's, or their random stand-in)."""
+        if ctx.cache_dir is None:
+            return False
+        ids = ctx.semantic_ids()
+        codes = random_like(ids, ctx.seed).codes if config.random_ids else ids.codes
+        return (ctx.cache_dir / f"{cls.theta0_name(config, ctx, codes)}.pt").exists()
 
     def pretrain(self, split: Split) -> FitReport:
         """Stage 1, or θ0 and its training record from the cache. Either way the record (best epoch, curve,

@@ -130,6 +130,39 @@ def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
     assert (later.work_seconds, later.unknown) == (480.0, 0) and "8 job(s) share a first stage" in later.text
 
 
+def test_dry_run_leaves_out_a_theta0_the_cache_holds(tmp_path: Path) -> None:
+    """Seed 0's θ0 is cached (an earlier command trained it): none of its four jobs pays for it."""
+    import json
+
+    import torch
+
+    from bench.plan import Request, ablate_plan
+    from bench.recommender import Context, resolve
+    from bench.runner import cache_dir, dry_run, prepare_split
+    from bench.semantic_ids import load_or_fit
+
+    plan = ablate_plan(Request(dataset="synthetic", profile="smoke", seeds=2, results_dir=tmp_path / "r"), "rclrec")
+    path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"  # a seed outside the plan
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"class": plan.jobs[0].target, "profile": "smoke", "config_hash": "x", "train_seconds": 60.0,
+                                "eval_seconds": 0.0, "fit_extra": {"pretrain": {"extra": {"theta0": "cached",
+                                                                                          "train_seconds": 3600.0}}}}))  # fmt: skip
+    cache = cache_dir(tmp_path / "r")
+    split, _, _ = prepare_split(plan.dataset, cache, lambda _: None)
+    ids = load_or_fit(split, plan.dataset.semantic_ids, cache)
+    job = plan.jobs[0]
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, semantic_id_config=plan.dataset.semantic_ids, cache_dir=cache)
+    model = resolve(job.target)
+    assert not model.shared_stage_cached(job.config, ctx)
+    (cache / f"{model.theta0_name(job.config, ctx, ids.codes)}.pt").write_bytes(b"theta0")
+    assert model.shared_stage_cached(job.config, ctx)
+    out = dry_run(plan, 1)
+    times = {" ".join(line.split()[:2]): line.rstrip().rsplit(maxsplit=2)[-2:] for line in out.splitlines() if " seed" in line}
+    assert sorted(map(tuple, times.values())) == [("60", "s")] * 7 + [("61", "min")], out
+    assert times["rclrec seed1"] == ["61", "min"] and times["rclrec seed0"] == ["60", "s"]
+    assert "7 job(s) share a first stage, RCLRec's θ0, with an earlier job or find it in the cache (1)" in out
+
+
 def test_two_local_clusters_at_once_do_not_compete_for_a_port() -> None:
     """One command per core is the advice for 2-core machines: the second one's cluster must start quietly,
     not warn that port 8787 is taken."""
