@@ -343,13 +343,16 @@ def _question_key(question: str) -> str:
 def only_questions(plan: Plan, questions: Sequence[str]) -> Plan:
     """``diagnose --questions``: the diagnose plan's jobs (and waiting rows) of these questions only, so the
     questions can be computed apart (on two machines, or the ones that share θ0 first); the rows keep
-    their names. A name is matched without case, a dash standing for a space (``semantic-IDs``)."""
+    their names. A name is matched without case, a dash standing for a space (``semantic-IDs``). The
+    reference is always kept: every row's Δ is measured against it, and it costs nothing where Table 1's
+    seed-0 run is there to reuse."""
     def question(display: str) -> str:
         return _question_key(display.split(": ", 1)[0])
 
     known = list(dict.fromkeys([*(question(j.display) for j in plan.jobs), *(question(d) for d, _ in plan.waiting)]))
     wanted = {_question_key(q) for q in questions}
     unknown = sorted(wanted - set(known))
+    wanted.add("reference")
     if unknown:
         raise BenchError(f"--questions {unknown[0]}: not a question of this diagnosis ({', '.join(known)})")
     return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if question(j.display) in wanted),

@@ -80,10 +80,13 @@ def test_diagnose_questions_trains_those_rows_and_still_lists_every_question(tmp
     result = bench("diagnose", "--questions", "selection", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder = out / "synthetic"
-    assert sorted(p.name for p in (folder / "diagnosis").iterdir()) == ["01-selection", "02-selection"]
+    assert sorted(p.name for p in (folder / "diagnosis").iterdir()) == ["00-reference", "01-selection", "02-selection"]
     records = json.loads((folder / "diagnosis.json").read_text())
-    assert [r["question"] for r in records if "metrics" in r] == ["selection", "selection"]
-    assert {r["question"] for r in records if r.get("status") == "missing"} >= {"reference", "budget", "semantic IDs"}
+    assert [r["question"] for r in records if "metrics" in r] == ["reference", "selection", "selection"]
+    assert {r["question"] for r in records if r.get("status") == "missing"} >= {"budget", "semantic IDs"}
+    md = (folder / "diagnosis.md").read_text()
+    selection = next(line for line in md.splitlines() if line.startswith("| selection"))
+    assert "[" in selection.split("|")[5], selection  # a Δ with its CI, measured against the reference
 
 
 def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_missing(tmp_path: Path) -> None:
