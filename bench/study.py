@@ -171,7 +171,7 @@ def write(folder: Path, req: Request) -> Path:
         lines += [f"> **{report.SMOKE}**", ""]
     record = _split_record(folder, runs[0]["split_fingerprint"]) if runs else None
     lines += _log_section(runs, record) + _semantic_ids_lines(folder, files, jobs) + _first_stage_lines(folder, files, jobs)
-    lines += _protocol_section(req, stages, runs, found)
+    lines += _protocol_section(req, stages, runs, found, len(jobs))
     lines += ["## Claims", "", f"Test: {test}, α = 0.05; effects in points of the metric named, with a 95% paired "
               "bootstrap CI over targets (2,000 resamples) and the range over seeds.", ""]  # fmt: skip
     lines += [tabulate([[c.statement, c.paper, c.ours, c.effect, c.p, f"**{c.verdict}**"] for c in claims],
@@ -305,7 +305,8 @@ def _after_training(st: dict[str, Any], n_targets: int) -> np.ndarray | None:
 
 
 def _protocol_section(req: Request, stages: list[tuple[str, Plan | None, str]], runs: list[dict[str, Any]],
-                      found: dict[str, Any]) -> list[str]:  # fmt: skip
+                      found: dict[str, Any], n_jobs: int) -> list[str]:  # fmt: skip
+    """``runs``: the Table 1 and Table 2 runs; ``n_jobs``: every finished job, grids, sweep and diagnosis too."""
     seeds = sorted({r["seed"] for r in runs if r.get("table") == "table1"})
     capped = [f"{r.display}: {'; '.join(r.capped)}" for r in found.values() if r.capped]
     configs = Configs(req.config_dirs)
@@ -324,8 +325,9 @@ def _protocol_section(req: Request, stages: list[tuple[str, Plan | None, str]], 
             missing.append(f"{name}: {len(absent)} job(s) missing" + (f", waiting for the {note}" if note else ""))
     out = ["## Protocol", "", "The split, metrics, statistics and every deviation from the paper and the baselines' "
            "code are in the README's [Protocol and deviations](../../README.md#protocol-and-deviations).", "",
-           f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished run(s) "
-           "(where they ran changes no number: the rank files are byte-identical in-process and on any worker).",
+           f"- Profile `{req.profile}`; seeds {', '.join(map(str, seeds)) or '–'}; {len(runs)} finished Table 1 and 2 "
+           f"run(s), {n_jobs} finished job(s) in all with the tuning trials, the sweep and the diagnosis (where they ran "
+           "changes no number: the rank files are byte-identical in-process and on any worker).",
            *([f"- **{mixed}**"] if (mixed := report.mixed_runs(list(found.values()))) else []),
            f"- Ended at the epoch cap (a fairness failure: possibly undertrained): {'; '.join(capped) or 'none'}.",
            f"- Missing: {'; '.join(missing) or 'nothing'}.", ""]  # fmt: skip

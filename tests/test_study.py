@@ -102,6 +102,11 @@ def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_mis
     missing = next(line for line in report.splitlines() if line.startswith("- Missing:"))
     assert "tuning grids (seed 0): 28 job(s) missing" in missing and "ablations" not in missing, missing  # 7 × 4
     assert "Table 1 models, tuned: 7 job(s) missing" in missing, missing  # RCLRec's tuned run is there
+    # The protocol counts the table runs (one level down) apart from every finished job (grid, sweep deeper)
+    profile = next(line for line in report.splitlines() if line.startswith("- Profile"))
+    table_runs, all_jobs = len(list(folder.glob("*/seed*.json"))), len(list(folder.rglob("seed*.json")))
+    assert all_jobs > table_runs > 0
+    assert f"{table_runs} finished Table 1 and 2 run(s), {all_jobs} finished job(s) in all" in profile, profile
     # The dry run of the whole study shows RCLRec's tuned runs (and its ablations and sweep) as finished
     # while the other models, still untuned, are to run; none is "blocked" by a result of another config.
     dry = bench("study", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
