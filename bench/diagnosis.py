@@ -14,7 +14,7 @@ from tabulate import tabulate
 from bench.claims import bootstrap_ci
 from bench.io import failed_path, write_json, write_text
 from bench.metrics import per_target
-from bench.plan import Plan
+from bench.plan import REFERENCE, Plan
 
 
 def _failure_note(failed: Path) -> str:
@@ -41,11 +41,11 @@ def write(plan: Plan) -> dict[str, Path]:
         cpus.append(_cpu(r))
         with np.load(path.with_suffix(".npz")) as z:
             values = per_target(z["ranks"])
-        if question == "reference":
+        if question == REFERENCE:
             reference = values
         gen = r.get("generation") or {}
         delta = "–"
-        if reference is not None and question != "reference":
+        if reference is not None and question != REFERENCE:
             low, high = bootstrap_ci(values["ndcg@10"], reference["ndcg@10"])
             delta = f"{100 * (values['ndcg@10'].mean() - reference['ndcg@10'].mean()):+.2f} [{low:+.2f}, {high:+.2f}]"
         hits = (f"{100 * gen['prefix_hit_share']:.1f}% / {100 * gen['recent_k_hit_share']:.1f}%"

@@ -278,6 +278,9 @@ def dataset_folder(req: Request) -> Path:
     return req.results_dir / Configs(req.config_dirs).dataset(req.dataset, req.profile, req.data, req.name).name
 
 
+REFERENCE = "reference"
+"""The diagnosis's question that every other row's Δ is measured against (the model as configured)."""
+
 DIAGNOSTIC_VARIANT = "rclrec-diagnostic"
 """The model entry of RCLRec's subclass with the diagnostic behaviors (rclrec/diagnostics.py)."""
 DIAGNOSTIC_QUESTIONS = (
@@ -304,7 +307,7 @@ def diagnose_plan(req: Request, model: str = "rclrec") -> Plan:
     # one-worker run answers them within minutes; the budget, the backbone and the random codes each train
     # a new θ0.
     questions: list[tuple[str, str, str, dict[str, Any]]] = [
-        ("reference", "as configured", model, {}),
+        (REFERENCE, "as configured", model, {}),
         ("selection", "the last-k prefix fed to the fine-tuned model at test time", model, {"inference_prefix": "recent"}),
         ("selection", "an oracle prefix (the target in the last slot; leaks by design) at test time", model,
          {"inference_prefix": "oracle"}),
@@ -352,8 +355,8 @@ def only_questions(plan: Plan, questions: Sequence[str]) -> Plan:
     known = list(dict.fromkeys([*(question(j.display) for j in plan.jobs), *(question(d) for d, _ in plan.waiting)]))
     wanted = {_question_key(q) for q in questions}
     unknown = sorted(wanted - set(known))
-    wanted.add("reference")
     if unknown:
         raise BenchError(f"--questions {unknown[0]}: not a question of this diagnosis ({', '.join(known)})")
+    wanted.add(REFERENCE)
     return dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if question(j.display) in wanted),
                                waiting=tuple(w for w in plan.waiting if question(w[0]) in wanted))  # fmt: skip

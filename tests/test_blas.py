@@ -18,7 +18,8 @@ def _python(code: str, coretype: str | None) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != VARIABLE}
     if coretype is not None:
         env[VARIABLE] = coretype
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
