@@ -6,8 +6,8 @@ tracebacks). Otherwise a local Dask cluster starts with one single-threaded work
 torch threads on one core run several times slower than one (OpenMP spin-waiting), so the cores are used
 by processes, not threads — or the jobs go to an existing cluster (``scheduler``, e.g. one started by
 dask-jobqueue on Slurm). A worker reads the split from the shared cache file, trains, writes the result
-files itself and returns the lines to print; the driver shows one progress bar over jobs and a line per
-finished job. A job that fails, or whose worker dies, is reported; the others go on.
+files itself and returns the lines to print; the driver shows one progress bar over jobs, each epoch's
+line as the workers send it, and a line per finished job. A job that fails, or whose worker dies, is reported; the others go on.
 
 Why Dask and not Ray: RecBole 1.2.1 pins ``ray<=2.6.3``, which no longer imports on this stack and lacks
 the token authentication added after unauthenticated clusters were exploited (CVE-2023-48022);
@@ -34,6 +34,9 @@ from bench.config import from_dict
 from bench.errors import BenchError
 from bench.plan import Job, Plan
 from bench.recommender import config_dict, resolve
+from bench.training import EPOCH_LINES
+
+EPOCH_TOPIC = "bench-epoch"  # the Dask event topic that carries the workers' epoch lines to the driver
 
 
 def default_workers() -> int:
@@ -110,6 +113,8 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
             stages = [resolve(job.target).shared_stage(job.config, job.seed) for job, _ in todo]
             outcomes = []
             bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=None)
+            # Each epoch's line, sent by the worker that trains it (``_task``), is printed here as it comes.
+            client.subscribe_topic(EPOCH_TOPIC, lambda event: bar.write(event[1]))
             for i, future in in_order(submit, len(todo), slots, as_completed(), stages.__getitem__):
                 job = todo[i][0]
                 try:
@@ -206,13 +211,21 @@ def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalClust
 
 
 def _task(plan: Plan, job: Job, config: dict[str, Any], expected: str, split_path: str, device: str) -> Outcome:
-    """One job in a worker process."""
+    """One job in a worker process; its epoch lines go to the driver as events, labelled with the job (the
+    worker's own stdout is another machine's log when the cluster is remote)."""
+    from distributed import get_worker
+
     from bench import runner
 
     _thread_local_random()
     torch.set_num_threads(plan.profile.threads)
     job = dataclasses.replace(job, config=from_dict(resolve(job.target).Config, config, job.name))
-    return runner.run_one(plan, job, expected, _split(split_path), torch.device(device), False, echo=False)
+    worker = get_worker()
+    token = EPOCH_LINES.set(lambda line: worker.log_event(EPOCH_TOPIC, f"  {job.label}: {line}"))
+    try:
+        return runner.run_one(plan, job, expected, _split(split_path), torch.device(device), False, echo=False)
+    finally:
+        EPOCH_LINES.reset(token)
 
 
 class _PerThread(threading.local):

@@ -4,6 +4,7 @@ the best weights in memory, and a per-epoch checkpoint so an interrupted run res
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import math
 import random
@@ -21,6 +22,10 @@ from bench.errors import NumericalError
 from bench.io import atomic_path
 from bench.recommender import FitReport, Recommender, validation_ndcg10
 from bench.seeding import seed_everything
+
+# Where each epoch's line goes instead of this process's stdout: a Dask worker (bench.executor) sets it to
+# send the line to the driver, which prints it, so a study on several workers still reports every epoch.
+EPOCH_LINES: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("EPOCH_LINES", default=None)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -165,8 +170,11 @@ def train(
             raise NumericalError(f"{desc}, epoch {epoch + 1}: validation NDCG@10 is {curve[-1]}")
         stop = stopper.step(epoch, curve[-1], module)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch + 1)
-        if progress and bar.disable:  # no terminal (a log file, CI): one line per epoch instead of a bar
-            print(f"  {desc} epoch {epoch + 1}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}", flush=True)
+        line = f"{desc} epoch {epoch + 1}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}"
+        if (send := EPOCH_LINES.get()) is not None:
+            send(line)
+        elif progress and bar.disable:  # no terminal (a log file, CI): one line per epoch instead of a bar
+            print(f"  {line}", flush=True)
         if checkpoint is not None:
             state = {
                 "module": module.state_dict(),

@@ -20,6 +20,9 @@ def test_workers_give_byte_identical_ranks(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         outs[workers] = {p.relative_to(out): p.read_bytes() for p in sorted((out / "synthetic").glob("*/seed*.npz"))}
     assert len(outs["1"]) == 6 and outs["1"] == outs["2"]
+    # The workers' epoch lines reach the driver's stdout, each labelled with its job.
+    assert "  tiger seed0: TIGER epoch 1: loss " in result.stdout
+    assert "  sasrec seed0: SASRec epoch 1: loss " in result.stdout
 
 
 def test_a_job_that_fails_in_a_worker_is_reported_and_the_others_finish(tmp_path: Path) -> None:
