@@ -186,21 +186,29 @@ def _fit(split: Split, cfg: SemanticIdConfig) -> SemanticIds:
                 f"semantic IDs: codebook collapsed at level {level + 1}: {int((used > 0).sum())} of {k} usable codes "
                 f"used (minimum share {cfg.min_utilisation}); check the item vectors or lower codebook_size"
             )
-    prefix = codes[:, : cfg.levels]
-    _, group, group_sizes = np.unique(prefix, axis=0, return_inverse=True, return_counts=True)
-    group = group.reshape(-1)
-    order = np.lexsort((np.arange(n), group))  # within a group, items in index order
-    rank_in_group = np.empty(n, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(group_sizes)[:-1]])
-    rank_in_group[order] = np.arange(n) - np.repeat(starts, group_sizes)
-    codes[:, cfg.levels] = rank_in_group
-    dedup = int(group_sizes.max())
-    stats["collision_rate"] = float((group_sizes[group] > 1).mean())
-    stats["largest_collision_group"] = dedup
-    stats["distinct_prefixes"] = int(len(group_sizes))
-    stats["fingerprint"] = fingerprint(codes)
-    vocab = tuple([cfg.codebook_size] * cfg.levels + [dedup])
+    codes, collisions = with_last_level(codes[:, : cfg.levels])
+    stats.update(collisions)
+    vocab = tuple([cfg.codebook_size] * cfg.levels + [collisions["largest_collision_group"]])
     return SemanticIds(codes, vocab, stats)
+
+
+def with_last_level(prefix: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
+    """prefix (I, L-1) int64 → codes (I, L) int64 whose last level enumerates the items that share a prefix
+    (in index order), so no two items share a code; and what the prefixes' collisions were: the share of
+    items whose prefix another item has, the largest such group, the distinct prefixes, the fingerprint."""
+    n = len(prefix)
+    _, group, sizes = np.unique(prefix, axis=0, return_inverse=True, return_counts=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")  # within a group, items in index order
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    codes = np.concatenate([prefix, rank[:, None]], axis=1).astype(np.int64)
+    return codes, {
+        "collision_rate": float((sizes[group] > 1).mean()),
+        "largest_collision_group": int(sizes.max()),
+        "distinct_prefixes": len(sizes),
+        "fingerprint": fingerprint(codes),
+    }
 
 
 def semantic_ids_path(split: Split, cfg: SemanticIdConfig, cache_dir: Path) -> Path:
@@ -239,13 +247,8 @@ def random_like(ids: SemanticIds, seed: int) -> SemanticIds:
     levels drawn uniformly from the same codebooks, the last level enumerating items that share them, as
     :func:`fit` does. A model that does as well on these has not used what the fitted codes encode."""
     rng = np.random.default_rng(seed)
-    n, levels = ids.codes.shape
+    n = len(ids.codes)
     head = np.stack([rng.integers(0, v, n) for v in ids.vocab_sizes[:-1]], axis=1)
-    _, group = np.unique(head, axis=0, return_inverse=True)
-    order = np.argsort(group.ravel(), kind="stable")
-    rank = np.empty(n, dtype=np.int64)
-    sizes = np.bincount(group.ravel())
-    rank[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    codes = np.concatenate([head, rank[:, None]], axis=1).astype(np.int64)
-    vocab = (*ids.vocab_sizes[:-1], int(sizes.max()))
-    return SemanticIds(codes, vocab, {"random": True, "largest_collision_group": int(sizes.max())})
+    codes, collisions = with_last_level(head)
+    vocab = (*ids.vocab_sizes[:-1], collisions["largest_collision_group"])
+    return SemanticIds(codes, vocab, {"random": True, **collisions})

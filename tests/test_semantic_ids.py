@@ -10,7 +10,7 @@ from bench.data.preprocess import PreprocessConfig, preprocess
 from bench.data.split import SplitConfig, build_split
 from bench.data.synthetic import SyntheticConfig, generate
 from bench.errors import BenchError
-from bench.semantic_ids import SemanticIdConfig, fit, item_vectors, load_or_fit
+from bench.semantic_ids import SemanticIdConfig, fingerprint, fit, item_vectors, load_or_fit
 from tests.conftest import make_log
 
 
@@ -79,6 +79,17 @@ def test_random_codes_have_the_shape_and_no_collisions() -> None:
     assert len({tuple(c) for c in ids.codes}) == 500  # collision-free
     assert ids.codes[:, 2].max() + 1 == ids.vocab_sizes[2]
     assert np.array_equal(random_like(fitted, seed=3).codes, ids.codes)  # seeded
+    # Their own collision statistics, not the fitted codes': 500 items over 64 prefixes all collide.
+    assert ids.stats["random"] and ids.stats["collision_rate"] == 1.0 and ids.stats["distinct_prefixes"] <= 64
+    assert ids.stats["largest_collision_group"] == ids.vocab_sizes[2] and ids.stats["fingerprint"] == fingerprint(ids.codes)
+
+
+def test_the_last_level_enumerates_items_sharing_a_prefix_in_index_order() -> None:
+    from bench.semantic_ids import with_last_level
+
+    codes, stats = with_last_level(np.array([[1, 2], [0, 0], [1, 2], [3, 3], [1, 2]]))
+    assert codes[:, 2].tolist() == [0, 0, 1, 0, 2]
+    assert stats["collision_rate"] == 3 / 5 and stats["largest_collision_group"] == 3 and stats["distinct_prefixes"] == 3
 
 
 def test_the_fit_runs_on_one_blas_thread_whatever_the_process_allows(split, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,9 @@ by the level's rows of the token table scaled by d^-1/2 (MBGen's T5 head).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +37,14 @@ class SemanticIdModel(GenerativeModel):
         self.item_codes = torch.as_tensor(self.ids.codes, device=ctx.device)
         self.trie = PrefixTrie.from_codes(self.ids.codes, self.ids.vocab_sizes).to(ctx.device)
         self.beam_width = max(config.beam_width, self.list_size)
+
+    def generation_stats(self, ranks: np.ndarray) -> dict[str, Any]:
+        """The generic statistics, plus, on random codes, those codes' own collisions and fingerprint (the
+        result's ``semantic_ids`` records the split's fitted codes, from which their shape is drawn)."""
+        out = super().generation_stats(ranks)
+        if self.ids.stats.get("random"):
+            out["random_codes"] = dict(self.ids.stats)
+        return out
 
 
 class CodeDecoder(nn.Module):

@@ -5,7 +5,7 @@ import torch
 from baselines.tiger import TIGER, TIGERConfig, TIGERNet
 from bench.metrics import summarize
 from bench.recommender import Context, rank_targets
-from bench.semantic_ids import SemanticIdConfig
+from bench.semantic_ids import SemanticIdConfig, fingerprint
 from tests.conftest import cycle_split
 
 TINY = dict(d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, d_ff=64, dropout=0.0)
@@ -36,4 +36,14 @@ def test_learns_a_deterministic_sequence_pattern() -> None:
     lists = model.recommend(split.histories(split.test), 10)
     assert all(len(set(row)) == 10 for row in lists.tolist())  # unique, real items
     stats = model.generation_stats(ranks)
-    assert stats["beam_width"] == 20 and stats["mean_list_length"] == 10.0
+    assert stats["beam_width"] == 20 and stats["mean_list_length"] == 10.0 and "random_codes" not in stats
+
+
+def test_on_random_codes_the_run_records_their_own_statistics() -> None:
+    split = cycle_split()
+    ctx = Context(split=split, device=torch.device("cpu"), seed=0, progress=False,
+                  semantic_id_config=SemanticIdConfig(codebook_size=4, svd_dim=8))  # fmt: skip
+    model = TIGER(TIGERConfig(**TINY, max_items=5, user_buckets=0, random_ids=True), ctx)
+    codes = model.generation_stats(rank_targets(model, split, split.test, 256, progress=False))["random_codes"]
+    assert codes["fingerprint"] == fingerprint(model.ids.codes) != ctx.semantic_ids().stats["fingerprint"]
+    assert codes["random"] and codes["largest_collision_group"] == model.ids.vocab_sizes[-1]
