@@ -15,6 +15,7 @@ import torch
 from baselines.tiger import TIGERConfig, TIGERNet
 from bench.config import Configs
 from bench.nn.beam import PrefixTrie
+from bench.plan import Request
 from bench.runner import cache_dir, prepare_split
 from bench.semantic_ids import load_or_fit
 
@@ -58,7 +59,7 @@ def beam(users: int, width: int, k: int, results_dir: Path, device: torch.device
     }
 
 
-def workers(request, models: list[str] | None, workers: int, device: torch.device) -> dict[str, object]:  # noqa: ANN001 - a bench.plan.Request
+def workers(request: Request, models: list[str] | None, workers: int, device: torch.device) -> dict[str, object]:
     """``run --models …`` (None: ``--all``) of ``request`` with ``--workers 1`` and then with ``--workers N``, back to back in fresh
     results folders (the split's preparation and the cluster's start-up included in each), and whether
     every rank file came out byte-identical."""

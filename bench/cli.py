@@ -12,8 +12,18 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:  # the CLI imports the harness lazily, so that --help and bad arguments answer at once
+    from collections.abc import Callable
+
+    import torch
+
+    from bench.config import DatasetConfig
+    from bench.data.split import Split
+    from bench.plan import Plan, Request
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats = data_sub.add_parser("stats", help="users, items, rows per behavior, targets, repeat share")
     _common(stats)
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument("--semantic-ids", action="store_true",
+                       help="also the split's semantic IDs (fitted, or read from the cache): their collisions, and "
+                            "the share of items in a shared prefix by how many training events the item has")  # fmt: skip
     bench_cmd = sub.add_parser("benchmark", help="speed benchmarks that print ratios")
     bench_sub = bench_cmd.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
     bench_train = bench_sub.add_parser("train", help="seconds per batch and epoch, GFLOP/s against the matmul peak, "
@@ -179,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _request(args: argparse.Namespace):  # noqa: ANN202 - bench.plan imported lazily
+def _request(args: argparse.Namespace) -> Request:
     from bench.plan import Request
 
     return Request(
@@ -227,6 +240,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         quiet = (lambda message: None) if args.json else runner.say
         split = runner.prepare_split(ds, runner.cache_dir(args.results_dir), quiet)[0]
         st = split.stats()
+        if args.semantic_ids:
+            st.update(_semantic_id_stats(split, ds, args.results_dir))
         if args.json:
             print(json.dumps(st, indent=2))
         else:
@@ -287,7 +302,7 @@ def _executor(args: argparse.Namespace) -> dict:
     return {"wait": not args.no_wait, "workers": workers, "scheduler": args.scheduler}
 
 
-def _plan(args: argparse.Namespace):  # noqa: ANN202 - a bench.plan.Plan
+def _plan(args: argparse.Namespace) -> Plan:
     """The plan of a command that trains."""
     from bench import plan as plans
 
@@ -305,7 +320,7 @@ def _plan(args: argparse.Namespace):  # noqa: ANN202 - a bench.plan.Plan
     return plan if args.questions is None else plans.only_questions(plan, args.questions)
 
 
-def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: ANN001 - a bench.plan.Plan
+def _after(args: argparse.Namespace, plan: Plan, failed: list[str]) -> int:
     """What a command writes once its jobs ran: its table, selection, figure or diagnosis."""
     from bench import diagnosis, figure, report, tuning
     from bench import plan as plans
@@ -329,11 +344,35 @@ def _after(args: argparse.Namespace, plan, failed: list[str]) -> int:  # noqa: A
     return _failures(failed)
 
 
-def _dry_run(plan, args: argparse.Namespace) -> int:  # noqa: ANN001 - a bench.plan.Plan
+def _dry_run(plan: Plan, args: argparse.Namespace) -> int:
     from bench import runner
 
     print(runner.dry_run(plan, _executor(args)["workers"]))
     return 0
+
+
+def _semantic_id_stats(split: Split, ds: DatasetConfig, results_dir: str) -> dict[str, object]:
+    """``data stats --semantic-ids``: the split's semantic IDs as every generative run reads them (the
+    cache of ``results_dir``, else a fit), their collisions, and where those fall by item training events."""
+    import numpy as np
+
+    from bench import runner
+    from bench.semantic_ids import collisions_and_features, collisions_by_training_events, load_or_fit
+
+    ids = load_or_fit(split, ds.semantic_ids, runner.cache_dir(results_dir))
+    out: dict[str, object] = {f"semantic_ids_{k}": ids.stats[k] for k in
+                              ("fingerprint", "distinct_prefixes", "largest_collision_group", "collision_rate")}  # fmt: skip
+    events = np.bincount(split.items[split.train_mask()], minlength=split.n_items)
+    for bucket, items, share in collisions_by_training_events(ids.codes, events):
+        out[f"semantic_ids_items_with_{bucket}_training_events"] = items
+        out[f"semantic_ids_collision_rate_{bucket}_training_events"] = share
+    features = [split.item_features[f] for f in ds.semantic_ids.features if f in split.item_features]
+    if features:  # the side features the fit used (those of its config that the log has)
+        value_sets, items, groups = collisions_and_features(ids.codes, features)
+        out["semantic_ids_distinct_feature_value_sets"] = value_sets
+        out["semantic_ids_items_sharing_all_feature_values"] = items
+        out["semantic_ids_collision_groups_within_one_feature_value_set"] = groups
+    return out
 
 
 def _list_models(args: argparse.Namespace) -> int:
@@ -350,7 +389,7 @@ def _list_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(name: str | None):  # noqa: ANN202 - torch imported lazily
+def _device(name: str | None) -> torch.device | None:
     import torch
 
     if name is None:
@@ -361,7 +400,7 @@ def _device(name: str | None):  # noqa: ANN202 - torch imported lazily
     return device
 
 
-def _finish(failed: list[str], write) -> int:  # noqa: ANN001
+def _finish(failed: list[str], write: Callable[[], dict[str, Path]]) -> int:
     """Write the tables or figure from whatever finished; when nothing did, the failures are the news."""
     try:
         _print_paths(write())

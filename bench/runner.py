@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 from bench import memory
 from bench.config import DatasetConfig, Profile
 from bench.data.loaders import load
+from bench.data.log import Log
 from bench.data.preprocess import describe_preparation, preprocess
 from bench.data.split import Split, build_split, load_split, save_split
 from bench.errors import BenchError
@@ -124,7 +125,7 @@ def write_split_record(folder: Path, split: Split) -> None:
         write_json(path, record)
 
 
-def load_log(ds: DatasetConfig):  # noqa: ANN201 - bench.data.log.Log
+def load_log(ds: DatasetConfig) -> Log:
     synthetic = dataclasses.asdict(ds.synthetic) if ds.synthetic else None
     with memory.step(f"reading {ds.data or ds.format}"):
         return load(ds.format, ds.data, synthetic, ds.checks)

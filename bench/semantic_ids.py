@@ -211,6 +211,42 @@ def with_last_level(prefix: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     }
 
 
+TRAINING_EVENT_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 1), (2, 2), (3, 5), (6, None))
+
+
+def collisions_by_training_events(codes: np.ndarray, events: np.ndarray) -> list[tuple[str, int, float]]:
+    """Where a fit's prefix collisions fall: for items with 0, 1, 2, 3–5 and 6 or more training events,
+    (bucket, items, share of them whose first L-1 tokens another item has too).
+
+    codes: (I, L) int64; events: (I,) int64 training events per item. An item with no training
+    co-occurrence is placed by its side features alone, so if collisions were a cold-item effect they
+    would fall in the first buckets; on taobao-ecomm-2019 they do not (``bench data stats --semantic-ids``).
+    """
+    _, group, sizes = np.unique(codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
+    shared = sizes[group.reshape(-1)] > 1
+    rows = []
+    for low, high in TRAINING_EVENT_BUCKETS:
+        inside = (events >= low) & (events <= (high if high is not None else np.iinfo(np.int64).max))
+        name = f"{low}" if low == high else (f"{low}-{high}" if high is not None else f"{low}+")
+        rows.append((name, int(inside.sum()), float(shared[inside].mean()) if inside.any() else 0.0))
+    return rows
+
+
+def collisions_and_features(codes: np.ndarray, features: list[np.ndarray]) -> tuple[int, float, float]:
+    """Whether a fit's collisions are items its side features cannot tell apart: (distinct sets of feature
+    values, share of items whose values of every feature another item has too, share of prefix-collision
+    groups whose items all have the same feature values). codes: (I, L) int64; features: the fit's side
+    features, each (I,) int64."""
+    _, group, sizes = np.unique(codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
+    _, same, same_sizes = np.unique(np.stack(features, axis=1), axis=0, return_inverse=True, return_counts=True)
+    group, same = group.reshape(-1), same.reshape(-1)
+    pairs = np.unique(np.stack([group, same], axis=1), axis=0)  # (prefix group, feature values) that occur
+    values_per_group = np.bincount(pairs[:, 0], minlength=len(sizes))
+    colliding = sizes > 1
+    within = float((values_per_group[colliding] == 1).mean()) if colliding.any() else 0.0
+    return len(same_sizes), float((same_sizes[same] > 1).mean()), within
+
+
 def semantic_ids_path(split: Split, cfg: SemanticIdConfig, cache_dir: Path) -> Path:
     """Where :func:`load_or_fit` caches a split's IDs: by split fingerprint and config."""
     return cache_dir / f"{split.fingerprint}-semids-{config_hash(cfg)}.npz"

@@ -124,6 +124,15 @@ def test_data_stats(tmp_path: Path) -> None:
     assert stats == json.loads(json.dumps(split.stats()))  # the numbers of the split every model trains on
     assert stats["users"] == 300 and stats["test_targets"] == len(split.test) > 0
     assert 0 < stats["conversion_share"] < 0.05 and stats["rows_buy"] == int((split.behaviors == 3).sum())
+    codes = bench("data", "stats", "--profile", "smoke", "--json", "--semantic-ids", "--results-dir", str(tmp_path / "r"),
+                  cwd=tmp_path)  # fmt: skip
+    assert codes.returncode == 0, codes.stderr
+    ids = json.loads(codes.stdout)
+    cached = json.loads(next((tmp_path / "r" / ".cache" / "splits").glob("*-semids-*.json")).read_text())
+    assert ids["semantic_ids_fingerprint"] == cached["fingerprint"] and ids["semantic_ids_collision_rate"] == cached["collision_rate"]
+    buckets = ("0", "1", "2", "3-5", "6+")
+    assert sum(ids[f"semantic_ids_items_with_{b}_training_events"] for b in buckets) == stats["items"]
+    assert 0 <= ids["semantic_ids_collision_groups_within_one_feature_value_set"] <= 1
 
 
 def test_one_failing_model_does_not_stop_the_others(tmp_path: Path) -> None:

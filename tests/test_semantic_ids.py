@@ -92,6 +92,25 @@ def test_the_last_level_enumerates_items_sharing_a_prefix_in_index_order() -> No
     assert stats["collision_rate"] == 3 / 5 and stats["largest_collision_group"] == 3 and stats["distinct_prefixes"] == 3
 
 
+def test_collisions_by_training_events_hand_computed() -> None:
+    from bench.semantic_ids import collisions_by_training_events
+
+    # Items 0 and 2 share prefix (1, 2); items 3 and 4 share (5, 5); item 1 is alone.
+    codes = np.array([[1, 2, 0], [0, 0, 0], [1, 2, 1], [5, 5, 0], [5, 5, 1]])
+    rows = collisions_by_training_events(codes, np.array([0, 0, 7, 4, 1]))
+    assert rows == [("0", 2, 0.5), ("1", 1, 1.0), ("2", 0, 0.0), ("3-5", 1, 1.0), ("6+", 1, 1.0)]
+
+
+def test_collisions_and_features_hand_computed() -> None:
+    from bench.semantic_ids import collisions_and_features
+
+    codes = np.array([[1, 2, 0], [0, 0, 0], [1, 2, 1], [5, 5, 0], [5, 5, 1]])
+    category, brand = np.array([3, 3, 3, 4, 7]), np.array([9, 9, 9, 9, 9])
+    # Items 0, 1, 2 have the same values (3, 9); items 3 (4, 9) and 4 (7, 9) none other has. Of the two
+    # collision groups, {0, 2} shares one value set and {3, 4} does not.
+    assert collisions_and_features(codes, [category, brand]) == (3, 3 / 5, 1 / 2)
+
+
 def test_the_fit_runs_on_one_blas_thread_whatever_the_process_allows(split, monkeypatch: pytest.MonkeyPatch) -> None:
     # OpenBLAS orders ARPACK's sums by its thread count, and k-means carries a last-digit difference into
     # other codes (on taobao-ecomm-2019, for every item): the fit must not depend on the caller's threads.
