@@ -239,6 +239,7 @@ def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, An
     of each set (their codes depend on the BLAS build and CPU that fitted them, :mod:`bench.semantic_ids`).
     A run recorded before fingerprints is grouped by its IDs' statistics, all of them."""
     groups: dict[str, tuple[str, list[str]]] = {}
+    stats: dict[str, dict[str, Any]] = {}
     for f, r in zip(files, jobs):
         used = (r.get("generation") or {}).get("semantic_ids")
         if used:
@@ -246,13 +247,32 @@ def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, An
             label = (f"fingerprint `{used['fingerprint']}`" if "fingerprint" in used
                      else f"recorded before fingerprints: {used['distinct_prefixes']:,} distinct prefixes")  # fmt: skip
             groups.setdefault(key, (label, []))[1].append(str(f.parent.relative_to(folder) / f.stem))
+            stats.setdefault(key, used)
     if not groups:
         return []
     if len(groups) == 1:
-        label, names = next(iter(groups.values()))
-        return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}).", ""]
+        (key, (label, names)), = groups.items()
+        if summary := _codes_summary(used := stats[key]):  # it gives the prefixes itself
+            label = f"fingerprint `{used['fingerprint']}`" if "fingerprint" in used else "recorded before fingerprints"
+        return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}){summary}.", ""]
     out = [f"**Semantic IDs differ between runs** ({len(groups)} sets of codes): those runs are not on equal footing.", ""]
     return out + [f"- {label}: {', '.join(names)}" for label, names in groups.values()] + [""]
+
+
+def _codes_summary(stats: dict[str, Any]) -> str:
+    """The collision and codebook statistics of one set of semantic IDs (as its runs recorded them), which
+    SPEC §2 asks to report; empty for a record without them."""
+    if not all(k in stats for k in ("items", "distinct_prefixes", "collision_rate", "largest_collision_group")):
+        return ""
+    levels = sum(1 for k in stats if k.startswith("level") and k.endswith("_utilisation"))
+    out = (f": {stats['items']:,} items in {stats['distinct_prefixes']:,} distinct {levels}-token prefixes, "
+           f"{100 * stats['collision_rate']:.1f}% of the items in a prefix another item shares (the largest group "
+           f"{stats['largest_collision_group']:,} items, told apart by the last token)")  # fmt: skip
+    if levels and all(f"level{i}_entropy" in stats for i in range(levels)):
+        utilisation = ", ".join(f"{100 * stats[f'level{i}_utilisation']:.0f}%" for i in range(levels))
+        entropy = ", ".join(f"{stats[f'level{i}_entropy']:.2f}" for i in range(levels))
+        out += f"; per level, codebook utilisation {utilisation} and normalised entropy {entropy}"
+    return out
 
 
 def _first_stage_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any]]) -> list[str]:

@@ -201,6 +201,13 @@ def test_the_report_says_when_generative_runs_were_trained_on_different_semantic
     assert f"- fingerprint `{'a' * 16}`: tiger/seed0, rclrec/seed0" in lines
     assert "- recorded before fingerprints: 18,562 distinct prefixes: gear/seed0" in lines
     assert _semantic_ids_lines(tmp_path, [files[0]], [{"generation": None}]) == []
+    # With the fit's statistics, the line reports them (SPEC §2): 2 of 5 items collide, 2 levels.
+    full = {"fingerprint": "b" * 16, "items": 5, "distinct_prefixes": 4, "collision_rate": 0.4, "largest_collision_group": 2,
+            "level0_utilisation": 1.0, "level0_entropy": 0.5, "level1_utilisation": 0.75, "level1_entropy": 0.25}  # fmt: skip
+    assert _semantic_ids_lines(tmp_path, [files[0]], [{"generation": {"semantic_ids": full}}])[0] == (
+        f"Semantic IDs: every generative run (1) was trained on the same codes (fingerprint `{'b' * 16}`): 5 items in 4 "
+        "distinct 2-token prefixes, 40.0% of the items in a prefix another item shares (the largest group 2 items, told "
+        "apart by the last token); per level, codebook utilisation 100%, 75% and normalised entropy 0.50, 0.25.")
 
 
 def test_the_report_says_when_runs_of_one_seed_were_fine_tuned_from_different_theta0s(tmp_path: Path) -> None:
