@@ -197,8 +197,7 @@ def with_last_level(prefix: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     (in index order), so no two items share a code; and what the prefixes' collisions were: the share of
     items whose prefix another item has, the largest such group, the distinct prefixes, the fingerprint."""
     n = len(prefix)
-    _, group, sizes = np.unique(prefix, axis=0, return_inverse=True, return_counts=True)
-    group = group.reshape(-1)
+    group, sizes = _groups(prefix)
     order = np.argsort(group, kind="stable")  # within a group, items in index order
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
@@ -211,6 +210,12 @@ def with_last_level(prefix: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
     }
 
 
+def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rows (I, P) → (I,) int64 index of each item's distinct row, and (G,) items per distinct row."""
+    _, group, sizes = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    return group.reshape(-1), sizes
+
+
 TRAINING_EVENT_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 1), (2, 2), (3, 5), (6, None))
 
 
@@ -219,11 +224,11 @@ def collisions_by_training_events(codes: np.ndarray, events: np.ndarray) -> list
     (bucket, items, share of them whose first L-1 tokens another item has too).
 
     codes: (I, L) int64; events: (I,) int64 training events per item. An item with no training
-    co-occurrence is placed by its side features alone, so if collisions were a cold-item effect they
-    would fall in the first buckets; on taobao-ecomm-2019 they do not (``bench data stats --semantic-ids``).
+    co-occurrence is placed by its side features alone, so collisions that come from cold items fall in
+    the first buckets (``bench data stats --semantic-ids``).
     """
-    _, group, sizes = np.unique(codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
-    shared = sizes[group.reshape(-1)] > 1
+    group, sizes = _groups(codes[:, :-1])
+    shared = sizes[group] > 1
     rows = []
     for low, high in TRAINING_EVENT_BUCKETS:
         inside = (events >= low) & (events <= (high if high is not None else np.iinfo(np.int64).max))
@@ -237,9 +242,8 @@ def collisions_and_features(codes: np.ndarray, features: list[np.ndarray]) -> tu
     values, share of items whose values of every feature another item has too, share of prefix-collision
     groups whose items all have the same feature values). codes: (I, L) int64; features: the fit's side
     features, each (I,) int64."""
-    _, group, sizes = np.unique(codes[:, :-1], axis=0, return_inverse=True, return_counts=True)
-    _, same, same_sizes = np.unique(np.stack(features, axis=1), axis=0, return_inverse=True, return_counts=True)
-    group, same = group.reshape(-1), same.reshape(-1)
+    group, sizes = _groups(codes[:, :-1])
+    same, same_sizes = _groups(np.stack(features, axis=1))
     pairs = np.unique(np.stack([group, same], axis=1), axis=0)  # (prefix group, feature values) that occur
     values_per_group = np.bincount(pairs[:, 0], minlength=len(sizes))
     colliding = sizes > 1
