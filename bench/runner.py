@@ -42,7 +42,7 @@ from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
 from bench.semantic_ids import load_or_fit, semantic_ids_path
-from bench.training import capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
+from bench.training import capped_stages, checkpoint_summary, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
 def say(message: str) -> None:
@@ -410,7 +410,7 @@ def _run_job(plan: Plan, job: Job, expected_hash: str, split: Split, device: tor
         "split_fingerprint": split.fingerprint,
         "config_hash": expected_hash,
         "metrics": metrics,
-        "n_targets": int(len(ranks)),
+        "n_targets": len(ranks),
         "best_epoch": report.best_epoch,
         "valid_ndcg@10": report.best_valid_ndcg10,
         "valid_curve": report.valid_curve,
@@ -523,7 +523,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
             trial = json.loads((plan.folder / job.reuse / path.name).read_text())
             status = f"reuses {job.reuse} if identical" if reusable_here(job, trial) else "to run (its trial ran on another CPU)"
         elif checkpoint.exists():
-            status = "to resume from its checkpoint"
+            where = checkpoint_summary(checkpoint)
+            status = "to resume from its checkpoint" + (f", {where}" if where else "")
         runs = (same_config.get(expected) or here.get((job.target, plan.profile.name))
                 or earlier.get((job.target, plan.profile.name)))  # fmt: skip
         job_seconds = None

@@ -206,6 +206,22 @@ def train(
     )
 
 
+def checkpoint_summary(checkpoint: Path) -> str | None:
+    """Where an interrupted run stands, from the checkpoint :func:`train` writes: "after epoch 39 (best
+    epoch 37, validation NDCG@10 40.23%; 2.3 h of training so far)". Memory-mapped, so its weights are
+    not read; None when the file cannot be read as one."""
+    from bench.runner import duration  # the runner imports this module
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)  # our own file
+        epoch, best, score = state["epoch"], state["stopper"]["best_epoch"], state["stopper"]["best_score"]
+        seconds = float(state.get("seconds", 0.0))
+    except Exception:  # noqa: BLE001 - an empty, truncated or foreign file: the dry run just says less
+        return None
+    return (f"after epoch {epoch + 1} (best epoch {best + 1}, validation NDCG@10 {100 * score:.2f}%; "
+            f"{duration(seconds)} of training so far)")  # fmt: skip
+
+
 def earlier_work(extra: Mapping[str, Any]) -> tuple[float, int]:
     """(seconds, processes) of training done before this process for a run's ``fit_extra``: its own stage
     and, for RCLRec, the pre-training when this run trained it (a cached θ0 is another run's work)."""

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.training import EarlyStopping, capped_stages, first_stage_seconds, from_scratch_seconds, train
+from bench.training import (
+    EarlyStopping,
+    capped_stages,
+    checkpoint_summary,
+    first_stage_seconds,
+    from_scratch_seconds,
+    train,
+)
 
 
 def test_early_stopping_keeps_the_best_weights() -> None:
@@ -50,10 +57,21 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _run(checkpoint, crash_at=5)
     assert checkpoint.exists()
+    # What the dry run says of it: five epochs (0-4) done, their best, the seconds so far.
+    where = checkpoint_summary(checkpoint)
+    assert where is not None and where.startswith("after epoch 5 (best epoch ") and where.endswith(" s of training so far)")
     resumed_weights, resumed_curve = _run(checkpoint)
     assert torch.equal(straight_weights, resumed_weights)
     assert resumed_curve == straight_curve
     assert not checkpoint.exists()  # removed once training ends
+
+
+def test_a_checkpoint_that_cannot_be_read_has_no_summary(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    assert checkpoint_summary(empty) is None and checkpoint_summary(foreign) is None
 
 
 def _train_on(scores: list[float], patience: int, checkpoint: Path | None = None, epochs: int | None = None) -> dict:
