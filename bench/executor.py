@@ -69,11 +69,11 @@ def execute(
         return []
     if (workers <= 1 or len(todo) == 1) and scheduler is None:  # nothing to spread: no cluster to start
         return [run_job(plan, job, expected, split, device, progress, echo=True) for job, expected in todo]
-    return _on_dask(plan, todo, split_path, device, workers, scheduler)
+    return _on_dask(plan, todo, split_path, device, progress, workers, scheduler)
 
 
-def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: torch.device, workers: int,
-             scheduler: str | None) -> list[Outcome]:  # fmt: skip
+def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: torch.device, progress: bool,
+             workers: int, scheduler: str | None) -> list[Outcome]:  # fmt: skip
     import dask
     from distributed import as_completed
 
@@ -103,7 +103,8 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
             def submit(i: int) -> Any:
                 job, expected = todo[i]
                 return client.submit(_task, light, dataclasses.replace(job, config=None), dict(config_dict(job.config)),
-                                     expected, str(split_path), str(device), key=f"{job.label}-{expected}", pure=False)  # fmt: skip
+                                     expected, str(split_path), str(device), progress, key=f"{job.label}-{expected}",
+                                     pure=False)  # fmt: skip
 
             # The slots are the cluster's threads, asked again as jobs finish: an existing cluster's workers
             # may still be starting (dask-jobqueue) or scale up later.
@@ -113,8 +114,8 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
             stages = [resolve(job.target).shared_stage(job.config, job.seed) for job, _ in todo]
             outcomes = []
             bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=None)
-            # Each epoch's line, sent by the worker that trains it (``_task``), is printed here as it comes.
-            client.subscribe_topic(EPOCH_TOPIC, lambda event: bar.write(event[1]))
+            if progress:  # each epoch's line, sent by the worker that trains it (``_task``), printed as it comes
+                client.subscribe_topic(EPOCH_TOPIC, lambda event: bar.write(event[1]))
             for i, future in in_order(submit, len(todo), slots, as_completed(), stages.__getitem__):
                 job = todo[i][0]
                 try:
@@ -210,9 +211,10 @@ def _connect(scheduler: str | None, workers: int):  # noqa: ANN202 - (LocalClust
         raise BenchError(f"cannot reach {where} ({err}); --workers 1 runs the jobs in this process") from None
 
 
-def _task(plan: Plan, job: Job, config: dict[str, Any], expected: str, split_path: str, device: str) -> Outcome:
-    """One job in a worker process; its epoch lines go to the driver as events, labelled with the job (the
-    worker's own stdout is another machine's log when the cluster is remote)."""
+def _task(plan: Plan, job: Job, config: dict[str, Any], expected: str, split_path: str, device: str,
+          progress: bool) -> Outcome:  # fmt: skip
+    """One job in a worker process; with ``progress``, its epoch lines go to the driver as events, labelled
+    with the job (the worker's own stdout is another machine's log when the cluster is remote)."""
     from distributed import get_worker
 
     from bench import runner
@@ -221,7 +223,8 @@ def _task(plan: Plan, job: Job, config: dict[str, Any], expected: str, split_pat
     torch.set_num_threads(plan.profile.threads)
     job = dataclasses.replace(job, config=from_dict(resolve(job.target).Config, config, job.name))
     worker = get_worker()
-    token = EPOCH_LINES.set(lambda line: worker.log_event(EPOCH_TOPIC, f"  {job.label}: {line}"))
+    send = (lambda line: worker.log_event(EPOCH_TOPIC, f"  {job.label}: {line}")) if progress else (lambda line: None)
+    token = EPOCH_LINES.set(send)
     try:
         return runner.run_one(plan, job, expected, _split(split_path), torch.device(device), False, echo=False)
     finally:
