@@ -7,7 +7,8 @@ torch threads on one core run several times slower than one (OpenMP spin-waiting
 by processes, not threads — or the jobs go to an existing cluster (``scheduler``, e.g. one started by
 dask-jobqueue on Slurm). A worker reads the split from the shared cache file, trains, writes the result
 files itself and returns the lines to print; the driver shows one progress bar over jobs, each epoch's
-line as the workers send it, and a line per finished job. A job that fails, or whose worker dies, is reported; the others go on.
+line as the workers send it, and a line per finished job. A job that fails, or whose worker dies, is
+reported; the others go on.
 
 Why Dask and not Ray: RecBole 1.2.1 pins ``ray<=2.6.3``, which no longer imports on this stack and lacks
 the token authentication added after unauthenticated clusters were exploited (CVE-2023-48022);
