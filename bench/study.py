@@ -238,25 +238,29 @@ def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, An
     """Which semantic IDs the generative models' runs were trained on: one set, or a warning naming the runs
     of each set (their codes depend on the BLAS build and CPU that fitted them, :mod:`bench.semantic_ids`).
     A run recorded before fingerprints is grouped by its IDs' statistics, all of them."""
-    groups: dict[str, tuple[str, list[str]]] = {}
-    stats: dict[str, dict[str, Any]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}  # key → (one run's record of the codes, runs)
     for f, r in zip(files, jobs):
         used = (r.get("generation") or {}).get("semantic_ids")
         if used:
             key = used.get("fingerprint") or json.dumps(used, sort_keys=True)
-            label = (f"fingerprint `{used['fingerprint']}`" if "fingerprint" in used
-                     else f"recorded before fingerprints: {used['distinct_prefixes']:,} distinct prefixes")  # fmt: skip
-            groups.setdefault(key, (label, []))[1].append(str(f.parent.relative_to(folder) / f.stem))
-            stats.setdefault(key, used)
+            groups.setdefault(key, (used, []))[1].append(str(f.parent.relative_to(folder) / f.stem))
     if not groups:
         return []
     if len(groups) == 1:
-        (key, (label, names)), = groups.items()
-        if summary := _codes_summary(used := stats[key]):  # it gives the prefixes itself
-            label = f"fingerprint `{used['fingerprint']}`" if "fingerprint" in used else "recorded before fingerprints"
+        ((used, names),) = groups.values()
+        summary = _codes_summary(used)
+        label = _codes_label(used, prefixes=not summary)
         return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}){summary}.", ""]
     out = [f"**Semantic IDs differ between runs** ({len(groups)} sets of codes): those runs are not on equal footing.", ""]
-    return out + [f"- {label}: {', '.join(names)}" for label, names in groups.values()] + [""]
+    return out + [f"- {_codes_label(used)}: {', '.join(names)}" for used, names in groups.values()] + [""]
+
+
+def _codes_label(used: dict[str, Any], prefixes: bool = True) -> str:
+    """How a set of semantic IDs is named: its fingerprint, or for a record from before fingerprints, that
+    (with its distinct prefixes, unless the line gives them anyway)."""
+    if "fingerprint" in used:
+        return f"fingerprint `{used['fingerprint']}`"
+    return "recorded before fingerprints" + (f": {used['distinct_prefixes']:,} distinct prefixes" if prefixes else "")
 
 
 def _codes_summary(stats: dict[str, Any]) -> str:
