@@ -32,6 +32,7 @@ from bench.data.loaders import load
 from bench.data.log import Log
 from bench.data.preprocess import describe_preparation, preprocess
 from bench.data.split import Split, build_split, load_split, save_split
+from bench.durations import duration
 from bench.errors import BenchError
 from bench.executor import Outcome, execute
 from bench.hashing import config_hash
@@ -564,11 +565,3 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
                     "on more than one worker, a job whose θ0 another worker is still training starts after the jobs that do "
                     "not need it, or waits for it when none is left)")  # fmt: skip
     return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, total / width, unknown)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

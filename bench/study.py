@@ -27,6 +27,7 @@ from bench import diagnosis as diagnosis_mod
 from bench import figure, report, runner, tuning
 from bench.config import Configs, from_dict
 from bench.data.preprocess import describe_preparation
+from bench.durations import duration
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
 from bench.plan import Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
@@ -119,8 +120,8 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
         found.append(runner.estimate(plan, workers, stages))
         parts.append(found[-1].text)
     to_run, unknown = sum(e.to_run for e in found), sum(e.unknown for e in found)
-    total = (f"about {runner.duration(sum(e.wall_seconds for e in found))} wall "
-             f"({runner.duration(sum(e.work_seconds for e in found))} of work)")  # fmt: skip
+    total = (f"about {duration(sum(e.wall_seconds for e in found))} wall "
+             f"({duration(sum(e.work_seconds for e in found))} of work)")  # fmt: skip
     if unknown == to_run and to_run:
         total = "no estimate yet"
     parts.append(f"== the whole study: {to_run} job(s) to run, {total}"

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.data.split import Split
+from bench.durations import duration
 from bench.errors import NumericalError
 from bench.io import atomic_path
 from bench.recommender import FitReport, Recommender, validation_ndcg10
@@ -158,6 +159,7 @@ def train(
     began = time.perf_counter()
     bar = tqdm(range(start, start if stopped else epochs), desc=desc, leave=False, disable=not progress or None, unit="epoch")
     for epoch in bar:
+        epoch_began = time.perf_counter()
         module.train()
         try:
             losses.append(float(run_epoch(epoch)))
@@ -170,7 +172,11 @@ def train(
             raise NumericalError(f"{desc}, epoch {epoch + 1}: validation NDCG@10 is {curve[-1]}")
         stop = stopper.step(epoch, curve[-1], module)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", valid_ndcg10=f"{curve[-1]:.4f}", best=stopper.best_epoch + 1)
-        line = f"{desc} epoch {epoch + 1}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f}"
+        # The best so far and how close early stopping is, so a long run's end can be read off its lines.
+        standing = "best" if stopper.bad_epochs == 0 else (
+            f"best {stopper.best_score:.4f} at epoch {stopper.best_epoch + 1}; {_no_gain(stopper.bad_epochs, patience)}")
+        line = (f"{desc} epoch {epoch + 1}: loss {losses[-1]:.4f}, valid NDCG@10 {curve[-1]:.4f} ({standing}), "
+                f"{duration(time.perf_counter() - epoch_began)}")  # fmt: skip
         if (send := EPOCH_LINES.get()) is not None:
             send(line)
         elif progress and bar.disable:  # no terminal (a log file, CI): one line per epoch instead of a bar
@@ -208,18 +214,24 @@ def train(
 
 def checkpoint_summary(checkpoint: Path) -> str | None:
     """Where an interrupted run stands, from the checkpoint :func:`train` writes: "after epoch 39 (best
-    epoch 37, validation NDCG@10 40.23%; 2.3 h of training so far)". Memory-mapped, so its weights are
-    not read; None when the file cannot be read as one."""
-    from bench.runner import duration  # the runner imports this module
-
+    epoch 37, validation NDCG@10 40.23%; 2 epochs without a gain, early stopping at 10; 2.3 h of training
+    so far)". Memory-mapped, so its weights are not read; None when the file cannot be read as one."""
     try:
         state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)  # our own file
-        epoch, best, score = state["epoch"], state["stopper"]["best_epoch"], state["stopper"]["best_score"]
+        epoch, stopper = state["epoch"], state["stopper"]
+        best, score = stopper["best_epoch"], stopper["best_score"]
+        bad, patience = int(stopper.get("bad_epochs", 0)), stopper.get("patience")
         seconds = float(state.get("seconds", 0.0))
     except Exception:  # noqa: BLE001 - an empty, truncated or foreign file: the dry run just says less
         return None
-    return (f"after epoch {epoch + 1} (best epoch {best + 1}, validation NDCG@10 {100 * score:.2f}%; "
+    waiting = f"; {_no_gain(bad, patience)}" if bad and patience else ""
+    return (f"after epoch {epoch + 1} (best epoch {best + 1}, validation NDCG@10 {100 * score:.2f}%{waiting}; "
             f"{duration(seconds)} of training so far)")  # fmt: skip
+
+
+def _no_gain(epochs: int, patience: int) -> str:
+    """How close early stopping is: "8 epochs without a gain, early stopping at 10"."""
+    return f"{epochs} epoch{'s' if epochs > 1 else ''} without a gain, early stopping at {patience}"
 
 
 def earlier_work(extra: Mapping[str, Any]) -> tuple[float, int]:

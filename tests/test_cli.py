@@ -257,9 +257,11 @@ def test_a_result_on_other_semantic_ids_is_not_taken_for_this_run(tmp_path: Path
     assert "to resume from its checkpoint" in dry.stdout, dry.stdout
     import torch
 
-    torch.save({"epoch": 38, "stopper": {"best_epoch": 36, "best_score": 0.40234}, "seconds": 8280.0}, planted)
+    stopper = {"best_epoch": 36, "best_score": 0.40234, "bad_epochs": 2, "patience": 10}
+    torch.save({"epoch": 38, "stopper": stopper, "seconds": 8280.0}, planted)
     dry = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)
-    where = "to resume from its checkpoint, after epoch 39 (best epoch 37, validation NDCG@10 40.23%; 2.3 h of training so far)"
+    where = ("to resume from its checkpoint, after epoch 39 (best epoch 37, validation NDCG@10 40.23%; "
+             "2 epochs without a gain, early stopping at 10; 2.3 h of training so far)")
     assert where in dry.stdout, dry.stdout
     planted.rename(path.with_suffix(f".{split}-{config}.ckpt"))
     dry = bench("run", "--models", "tiger", "--profile", "smoke", "--results-dir", str(out), "--dry-run", cwd=tmp_path)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench.training import (
+    EPOCH_LINES,
     EarlyStopping,
     capped_stages,
     checkpoint_summary,
@@ -93,6 +94,20 @@ def test_the_report_says_whether_training_ended_at_the_epoch_cap() -> None:
     # RCLRec reports its pre-training stage under "pretrain" (a FitReport as a dict).
     pretrain = {"best_epoch": 19, "extra": {"ended_at_cap": True, "epoch_cap": 20}}
     assert capped_stages(1, {**stopped, "pretrain": pretrain}) == ["pre-training: best epoch 20 of 20"]
+
+
+def test_each_epoch_line_says_the_best_so_far_and_how_close_early_stopping_is() -> None:
+    lines: list[str] = []
+    token = EPOCH_LINES.set(lines.append)
+    try:
+        _train_on([0.1, 0.3, 0.2, 0.25], patience=3)
+    finally:
+        EPOCH_LINES.reset(token)
+    standing = [line.split(" (", 1)[1].rsplit("), ", 1)[0] for line in lines]
+    assert standing == ["best", "best", "best 0.3000 at epoch 2; 1 epoch without a gain, early stopping at 3",
+                        "best 0.3000 at epoch 2; 2 epochs without a gain, early stopping at 3"]
+    assert lines[2].startswith("train epoch 3: loss 0.0000, valid NDCG@10 0.2000 (best 0.3000 at epoch 2;")
+    assert all(line.endswith(" s") for line in lines)  # the epoch's own seconds
 
 
 def test_a_run_that_stopped_early_does_not_train_on_when_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
