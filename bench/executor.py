@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sized
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,15 @@ class Outcome:
     error: str | None = None
 
 
+Item = tuple[Plan, Job, str]
+"""A job to run: its plan (where its result goes, what the command is), the job, its config hash."""
+FollowUp = Callable[[Item, Outcome], list[Item]]
+"""Called on the driver as each job ends: the jobs that can start now because it did (``bench study``: a
+model's tuned seeds once its whole grid has finished), run in the same session after those queued."""
+
+
 def execute(
-    plan: Plan,
-    todo: list[tuple[Job, str]],
+    todo: list[Item],
     run_job: Callable[..., Outcome],
     split: Any,
     split_path: Path,
@@ -64,24 +70,30 @@ def execute(
     progress: bool,
     workers: int,
     scheduler: str | None,
+    follow_up: FollowUp | None = None,
 ) -> list[Outcome]:
-    """Run ``todo`` ((job, config hash) pairs) with ``run_job`` (:func:`bench.runner.run_one`)."""
+    """Run ``todo`` with ``run_job`` (:func:`bench.runner.run_one`), and what ``follow_up`` adds."""
     if not todo:
         return []
-    if (workers <= 1 or len(todo) == 1) and scheduler is None:  # nothing to spread: no cluster to start
-        return [run_job(plan, job, expected, split, device, progress, echo=True) for job, expected in todo]
-    return _on_dask(plan, todo, split_path, device, progress, workers, scheduler)
+    if (workers <= 1 or (len(todo) == 1 and follow_up is None)) and scheduler is None:  # no cluster to start
+        queue, outcomes = list(todo), []
+        while len(outcomes) < len(queue):
+            plan, job, expected = item = queue[len(outcomes)]
+            outcomes.append(run_job(plan, job, expected, split, device, progress, echo=True))
+            queue += follow_up(item, outcomes[-1]) if follow_up else []
+        return outcomes
+    return _on_dask(todo, split_path, device, progress, workers, scheduler, follow_up)
 
 
-def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: torch.device, progress: bool,
-             workers: int, scheduler: str | None) -> list[Outcome]:  # fmt: skip
+def _on_dask(todo: list[Item], split_path: Path, device: torch.device, progress: bool, workers: int,
+             scheduler: str | None, follow_up: FollowUp | None) -> list[Outcome]:  # fmt: skip
     import dask
     from distributed import as_completed
 
     from bench.runner import record_failed  # the runner imports this module
 
-    light = dataclasses.replace(plan, jobs=())
-    threads = plan.profile.threads
+    queue = list(todo)  # grows as follow_up adds jobs
+    threads = todo[0][0].profile.threads
     settings = {
         "distributed.scheduler.allowed-failures": 0,  # a job that kills its worker fails; it is not retried
         "distributed.worker.daemon": False,
@@ -97,28 +109,35 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
         "distributed.worker.multiprocessing-method": "fork" if _can_fork(device, scheduler) else "spawn",
     }
     with dask.config.set(settings):
-        cluster, client = _connect(scheduler, min(workers, len(todo)))
+        cluster, client = _connect(scheduler, workers if follow_up else min(workers, len(todo)))
         try:
             # A job travels as its fields plus a plain config dict: a user's model class (loaded from a
             # file next to its YAML) is rebuilt in the worker instead of unpickled by module name.
             def submit(i: int) -> Any:
-                job, expected = todo[i]
-                return client.submit(_task, light, dataclasses.replace(job, config=None), dict(config_dict(job.config)),
-                                     expected, str(split_path), str(device), progress, key=f"{job.label}-{expected}",
-                                     pure=False)  # fmt: skip
+                plan, job, expected = queue[i]
+                return client.submit(_task, dataclasses.replace(plan, jobs=()), dataclasses.replace(job, config=None),
+                                     dict(config_dict(job.config)), expected, str(split_path), str(device), progress,
+                                     key=f"{job.label}-{expected}", pure=False)  # fmt: skip
 
             # The slots are the cluster's threads, asked again as jobs finish: an existing cluster's workers
             # may still be starting (dask-jobqueue) or scale up later.
             def slots() -> int:
                 return sum(client.nthreads().values())
 
-            stages = [resolve(job.target).shared_stage(job.config, job.seed) for job, _ in todo]
+            stages: dict[int, Hashable | None] = {}  # by queue index (the queue only grows)
+
+            def stage(i: int) -> Hashable | None:
+                if i not in stages:
+                    job = queue[i][1]
+                    stages[i] = resolve(job.target).shared_stage(job.config, job.seed)
+                return stages[i]
+
             outcomes = []
-            bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=None)
+            bar = tqdm(total=len(queue), desc="jobs", unit="job", disable=None)
             if progress:  # each epoch's line, sent by the worker that trains it (``_task``), printed as it comes
                 client.subscribe_topic(EPOCH_TOPIC, lambda event: bar.write(event[1]))
-            for i, future in in_order(submit, len(todo), slots, as_completed(), stages.__getitem__):
-                job = todo[i][0]
+            for i, future in in_order(submit, queue, slots, as_completed(), stage):
+                plan, job, _ = queue[i]
                 try:
                     outcome = future.result()
                 except OSError:
@@ -131,6 +150,10 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                         bar.write(line, file=sys.stderr if line.startswith("✗") else sys.stdout)
                 bar.update()
                 outcomes.append(outcome)
+                if follow_up is not None and (more := follow_up(queue[i], outcome)):
+                    queue += more
+                    bar.total = len(queue)
+                    bar.refresh()
             bar.close()
             return outcomes
         finally:
@@ -139,12 +162,13 @@ def _on_dask(plan: Plan, todo: list[tuple[Job, str]], split_path: Path, device: 
                 cluster.close()
 
 
-def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], done: Any,
+def in_order(submit: Callable[[int], Any], jobs: Sized, slots: Callable[[], int], done: Any,
              stage: Callable[[int], Hashable | None] = lambda i: None) -> Iterator[tuple[int, Any]]:  # fmt: skip
-    """Jobs ``0..n-1`` submitted in the plan's order (claim-deciding models first), never more at a time than
-    ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet), topped up
-    each time one finishes; yields (index, future) as they finish. ``done`` is an empty
-    ``distributed.as_completed``.
+    """Jobs ``0..len(jobs)-1`` submitted in the plan's order (claim-deciding models first), never more at a
+    time than ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet),
+    topped up each time one finishes; yields (index, future) as they finish. ``done`` is an empty
+    ``distributed.as_completed``. ``jobs`` may grow while this runs (the caller appends the jobs a finished
+    one made possible): its length is read again at each top-up.
 
     Why not submit them all at once: every job is its own Dask task group, so the scheduler does not queue
     them; it hands them all to the workers at submission, and a worker that finishes its share early sat
@@ -162,11 +186,11 @@ def in_order(submit: Callable[[int], Any], n: int, slots: Callable[[], int], don
     def next_job() -> int:
         training = {stage(i) for i in running} - ended - {None}
         started = set(index.values())
-        left = [i for i in range(n) if i not in started]
+        left = [i for i in range(len(jobs)) if i not in started]
         return next((i for i in left if stage(i) not in training), left[0])
 
     def top_up() -> None:
-        while len(index) < n and len(running) < max(1, slots()):
+        while len(index) < len(jobs) and len(running) < max(1, slots()):
             i = next_job()
             future = submit(i)
             index[future.key] = i

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from bench.data.preprocess import describe_preparation, preprocess
 from bench.data.split import Split, build_split, load_split, save_split
 from bench.durations import duration
 from bench.errors import BenchError
-from bench.executor import Outcome, execute
+from bench.executor import Item, Outcome, execute
 from bench.hashing import config_hash
 from bench.io import atomic_path, error_log_path, failed_path, result_files, write_json, write_npz, write_text
 from bench.metrics import summarize
@@ -191,31 +191,59 @@ def job_hash(job: Job, profile: Profile) -> str:
 
 
 def run(
-    plan: Plan,
+    plan: Plan | Sequence[Plan],
     device: torch.device | None = None,
     progress: bool = True,
     wait: bool = True,
     workers: int = 1,
     scheduler: str | None = None,
+    then: Callable[[Plan, Job], list[Plan]] | None = None,
 ) -> list[str]:
-    """Run every job of ``plan`` on its shared split; returns the labels of the jobs that failed.
+    """Run every job of ``plan`` (or of several plans on one log, in order) on its shared split; returns the
+    labels of the jobs that failed.
 
     Nothing is written before every job is known to be runnable (no result of another split or config in
     the way). One command at a time writes a dataset's results: the others wait for the lock (or, with
     ``wait=False``, stop with a one-line error) and then skip what it finished. The jobs run here
     (``workers=1``) or on Dask distributed (:mod:`bench.executor`); the results are the same either way.
+
+    ``then(plan, job)`` is asked as each job ends, under the same lock, for plans that job made possible
+    (``bench study``: a model's tuned seeds once its grid is done); their jobs start as workers free up. A
+    plan that cannot run (a result in its way) does not stop the jobs in flight: the first such error is
+    raised once they have ended.
     """
-    split, path, saved = prepare_split(plan.dataset, cache_dir(plan.results_dir), save=False)
+    plans = [plan] if isinstance(plan, Plan) else list(plan)
+    first = plans[0]
+    split, path, saved = prepare_split(first.dataset, cache_dir(first.results_dir), save=False)
     device = device or default_device()
-    torch.set_num_threads(plan.profile.threads)
-    _pending(plan, split)  # refuse before writing anything
-    with results_lock(plan.folder, wait):
-        remove_leftovers(plan.folder, cache_dir(plan.results_dir))
+    torch.set_num_threads(first.profile.threads)
+    for p in plans:
+        _pending(p, split)  # refuse before writing anything
+    refused: list[BenchError] = []
+    queued: set[Path] = set()  # result files of the jobs queued so far: a job is never queued twice
+
+    def follow_up(item: Item, outcome: Outcome) -> list[Item]:
+        more = []
+        try:
+            for later in then(item[0], item[1]) if then else []:
+                more += [(later, job, expected) for job, expected in _pending(later, split, announce=True)
+                         if later.json_path(job) not in queued]  # fmt: skip
+        except BenchError as err:
+            warn(f"✗ {err}")
+            refused.append(err)
+        queued.update(p.json_path(job) for p, job, _ in more)
+        return more
+
+    with results_lock(first.folder, wait):
+        remove_leftovers(first.folder, cache_dir(first.results_dir))
         if not saved:
             save_split(split, path)
-        write_split_record(plan.folder, split)
-        todo = _pending(plan, split, announce=True)
-        outcomes = execute(plan, todo, run_one, split, path, device, progress, workers, scheduler)
+        write_split_record(first.folder, split)
+        todo = [(p, job, expected) for p in plans for job, expected in _pending(p, split, announce=True)]
+        queued.update(p.json_path(job) for p, job, _ in todo)
+        outcomes = execute(todo, run_one, split, path, device, progress, workers, scheduler, follow_up if then else None)
+    if refused:
+        raise refused[0]
     return [o.label for o in outcomes if o.error is not None]
 
 

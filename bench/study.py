@@ -1,9 +1,10 @@
 """``bench study``: the whole paper on one log as one resumable command, and its reproduction report.
 
-Stages, each a plan run on the executor (finished jobs are skipped, so a rerun resumes):
-the models without a tuning grid (pop, recent) → every Table 1 model's tuning grid (seed 0, equal budget)
-→ every Table 1 model with its selection × seeds → RCLRec's ablation variants with its selection → the
-curriculum-length sweep → Table 1, Table 2, Figure 3 and ``REPORT.md``. A partial study reports what it
+Stages, each a plan (finished jobs are skipped, so a rerun resumes): the models without a tuning grid
+(pop, recent) → every Table 1 model's tuning grid (seed 0, equal budget) → every Table 1 model with its
+selection × seeds → RCLRec's ablation variants with its selection → the curriculum-length sweep → Table 1,
+Table 2, Figure 3 and ``REPORT.md``. They run as one stream on the executor: a model's later stages start
+as soon as its own grid has ended. A partial study reports what it
 has and lists what is missing. ``models`` runs the study's part for some Table 1 models (their grids and
 tuned seeds, and RCLRec's ablations and sweep when it is one of them), so a long study can be computed in
 pieces, the models that decide the claims first; the report always covers the whole study.
@@ -30,7 +31,7 @@ from bench.data.preprocess import describe_preparation
 from bench.durations import duration
 from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
-from bench.plan import Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
+from bench.plan import Job, Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
 from bench.recommender import resolve
 
 K_VALUES = "1,2,3,4,5,6"
@@ -74,20 +75,59 @@ def plans(req: Request, dry_run: bool = False, models: Sequence[str] | None = No
 
 def run(req: Request, device: torch.device | None, executor: dict[str, Any], say: Callable[[str], None] = runner.say,
         models: Sequence[str] | None = None) -> tuple[list[str], Path]:  # fmt: skip
-    """Every stage in order (tuning selections are made between the grids and the tuned runs), then the
-    report of the whole study. Returns the failed jobs and REPORT.md's path."""
-    failed: list[str] = []
-    for stage in range(5):
-        name, plan, note = plans(req, models=models)[stage]
-        if plan is None:
+    """The stages as one stream of jobs on the executor, then the report of the whole study. Returns the
+    failed jobs and REPORT.md's path.
+
+    A model's tuned seeds (and, for RCLRec, its ablations and sweep) need only its own grid's selection,
+    so they start as soon as that grid has ended, not after every model's grid: a worker never idles
+    behind another model's last grid point (on a taobao-sized log, one TIGER point is hours). Each job is
+    a pure function of its split, config and seed, so the order changes no number."""
+    grid = plans(req, models=models)[1][1]
+    if grid is not None:  # grids finished in an earlier session: select now, so their tuned runs are planned
+        for model in sorted({job.model for job in grid.jobs}):
+            if all(path.exists() for path in _points(grid, model)):
+                tuning.select(_only(grid, model))
+    first = []
+    for stage, (name, plan, note) in enumerate(plans(req, models=models)):
+        # The models whose part of this stage waits for their grid (RCLRec's, for the ablations and sweep).
+        waits = sorted({job.model for job in grid.jobs if not selection_path(grid.folder, job.model).exists()}
+                       if grid is not None and stage >= 2 else ())  # fmt: skip
+        waits = waits if stage == 2 else [m for m in waits if m == "rclrec"]
+        later = f"{', '.join(waits)} as soon as {'its grid has' if len(waits) == 1 else 'their grids have'} ended"
+        if plan is not None:
+            say(f"study: {name}: {len(plan.jobs)} job(s)" + (f", then those of {later}" if waits else ""))
+            first.append(plan)
+        elif waits:
+            say(f"study: {name}: starts for {later}")
+        else:
             say(f"study: {name}: skipped ({note or 'nothing to run'})")
-            continue
-        say(f"study: {name}: {len(plan.jobs)} job(s)")
-        failed += runner.run(plan, device, **executor)
-        if plan.command == "tune":
-            tuning.select(plan)
+
+    ended: set[Path] = set()  # the jobs that ended in this session, finished or failed
+
+    def then(plan: Plan, job: Job) -> list[Plan]:
+        """After a grid point: once the model's whole grid has ended, its selection and the plans it opens."""
+        ended.add(plan.json_path(job))
+        if plan.command != "tune" or not all(p.exists() or p in ended for p in _points(plan, job.model)):
+            return []
+        tuning.select(_only(plan, job.model))
+        if not selection_path(plan.folder, job.model).exists():  # a trial failed: nothing selected
+            return []
+        opened = [(name, later) for name, later, _ in plans(req, models=[job.model])[2:] if later is not None]
+        say(f"study: {job.model}'s grid has ended: " + "; ".join(f"{name}: {len(later.jobs)} job(s)" for name, later in opened))
+        return [later for _, later in opened]
+
+    failed = runner.run(first, device, then=then, **executor) if first else []
     folder = plans(req)[0][1].folder
     return failed, write(folder, req)
+
+
+def _only(grid: Plan, model: str) -> Plan:
+    return dataclasses.replace(grid, jobs=tuple(job for job in grid.jobs if job.model == model))
+
+
+def _points(grid: Plan, model: str) -> list[Path]:
+    """The result files of ``model``'s grid points."""
+    return [grid.json_path(job) for job in grid.jobs if job.model == model]
 
 
 def summary(folder: Path) -> str:
@@ -109,7 +149,8 @@ def summary(folder: Path) -> str:
 
 
 def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> str:
-    """Each stage's dry run, then the whole study's: the stages run one after another, so their walls add."""
+    """Each stage's dry run, then the whole study's. The stages run as one stream (a model's later stages
+    start as soon as its grid has ended), so the study's wall is its work over the workers it can keep busy."""
     parts, found = [], []
     stages: set[Hashable] = set()  # RCLRec's θ0s, counted once over the whole study: its grid, seeds, ablations, sweep
     for name, plan, note in plans(req, dry_run=True, models=models):
@@ -120,8 +161,8 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
         found.append(runner.estimate(plan, workers, stages))
         parts.append(found[-1].text)
     to_run, unknown = sum(e.to_run for e in found), sum(e.unknown for e in found)
-    total = (f"about {duration(sum(e.wall_seconds for e in found))} wall "
-             f"({duration(sum(e.work_seconds for e in found))} of work)")  # fmt: skip
+    work = sum(e.work_seconds for e in found)
+    total = f"about {duration(work / max(1, min(workers, to_run)))} wall ({duration(work)} of work)"
     if unknown == to_run and to_run:
         total = "no estimate yet"
     parts.append(f"== the whole study: {to_run} job(s) to run, {total}"

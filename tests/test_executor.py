@@ -220,7 +220,7 @@ def test_a_long_job_never_holds_up_the_jobs_behind_it_on_another_worker() -> Non
                       scheduler_kwargs=QUIET_SCHEDULER) as cluster, \
             Client(cluster) as client:  # fmt: skip
         done = {i: future.result() for i, future in in_order(lambda i: client.submit(_job, i, key=f"job{i}-x", pure=False),
-                                                              5, lambda: 2, as_completed())}  # job 0 raises if it timed out
+                                                              range(5), lambda: 2, as_completed())}  # job 0 raises if it timed out
     assert done == {i: i for i in range(5)}
     assert _FINISHED == [1, 2, 3, 4]  # the plan's order
 
@@ -257,7 +257,7 @@ def test_a_job_whose_theta0_another_worker_is_training_goes_behind_the_jobs_that
         submitted.append(i)
         return _Key(f"job{i}")
 
-    finished = [i for i, _ in in_order(submit, 4, lambda: 2, _Finished(), stages.__getitem__)]
+    finished = [i for i, _ in in_order(submit, range(4), lambda: 2, _Finished(), stages.__getitem__)]
     assert submitted == [0, 2, 1, 3]
     assert finished == [0, 2, 1, 3]
 
@@ -273,8 +273,28 @@ def test_when_every_job_left_needs_a_theta0_in_training_the_next_starts_anyway()
         submitted.append(i)
         return _Key(f"job{i}")
 
-    list(in_order(submit, 3, lambda: 2, _Finished(), lambda i: "A"))
+    list(in_order(submit, range(3), lambda: 2, _Finished(), lambda i: "A"))
     assert submitted == [0, 1, 2]
+
+
+def test_jobs_added_while_others_run_start_as_workers_free_up() -> None:
+    """bench study appends a model's tuned seeds when its grid ends; they take the next free slot instead of
+    waiting for every job that was queued before them to end."""
+    from bench.executor import in_order
+
+    jobs = [0, 1, 2]
+    submitted: list[int] = []
+
+    def submit(i: int) -> _Key:
+        submitted.append(i)
+        return _Key(f"job{i}")
+
+    finished = []
+    for i, _ in in_order(submit, jobs, lambda: 2, _Finished()):
+        finished.append(i)
+        if i == 0:
+            jobs.append(3)  # job 0 opened job 3
+    assert submitted == [0, 1, 2, 3] and finished == [0, 1, 2, 3]
 
 
 def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
@@ -287,5 +307,5 @@ def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                       scheduler_kwargs=QUIET_SCHEDULER) as cluster, \
             Client(cluster) as client:  # fmt: skip
-        done = [i for i, _ in in_order(lambda i: client.submit(abs, -i, key=f"wait{i}-x", pure=False), 3, lambda: 0, as_completed())]
+        done = [i for i, _ in in_order(lambda i: client.submit(abs, -i, key=f"wait{i}-x", pure=False), range(3), lambda: 0, as_completed())]
     assert done == [0, 1, 2]

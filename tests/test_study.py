@@ -118,6 +118,26 @@ def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_mis
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "nosuch" in bad.stderr
 
 
+def test_a_models_tuned_runs_start_as_soon_as_its_own_grid_has_ended(tmp_path: Path) -> None:
+    """PBAT's grid is queued before HSTU's; PBAT's seeds are planned (seed 0 reusing its selected trial) the
+    moment its fourth point ends, not after HSTU's grid. A rerun finds both grids done and plans it all."""
+    out = tmp_path / "r"
+    args = ("study", "--models", "pbat,hstu", "--profile", "smoke", "--seeds", "2", "--workers", "1", "--results-dir", str(out))
+    result = bench(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "study: Table 1 models, tuned: starts for hstu, pbat as soon as their grids have ended" in lines
+    assert "study: ablations, tuned: skipped (rclrec is not among --models)" in lines
+    ended = lines.index("study: pbat's grid has ended: Table 1 models, tuned: 2 job(s)")
+    reused = next(i for i, line in enumerate(lines) if line.startswith("✓ pbat seed0: the same run as tuning/pbat/"))
+    hstu = [i for i, line in enumerate(lines) if line.startswith("✓ tuning/hstu/")]
+    assert len(hstu) == 4 and ended < reused < hstu[0], result.stdout
+    assert (out / "synthetic" / "pbat" / "seed1.json").exists() and (out / "synthetic" / "hstu" / "seed1.json").exists()
+    again = bench(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "study: Table 1 models, tuned: 4 job(s)\n" in again.stdout, again.stdout
+    assert "grid has ended" not in again.stdout and again.stdout.count("finished earlier, skipped") == 4 + 8 + 4  # pop, recent; grids; seeds
+
+
 def test_the_report_lists_every_finished_grid_point_before_the_grid_is_complete(tmp_path: Path) -> None:
     """One of RCLRec's four points is finished: REPORT.md's Tuning section shows it (criterion, both stages'
     epochs, the note that fine-tuning never beat θ0) and selects nothing yet."""
