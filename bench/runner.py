@@ -228,8 +228,7 @@ def run(
             for later in then(item[0], item[1]) if then else []:
                 more += [(later, job, expected) for job, expected in _pending(later, split, announce=True)
                          if later.json_path(job) not in queued]  # fmt: skip
-        except BenchError as err:
-            warn(f"✗ {err}")
+        except BenchError as err:  # said once, as the command's one-line error, after the jobs in flight
             refused.append(err)
         queued.update(p.json_path(job) for p, job, _ in more)
         return more

@@ -138,6 +138,21 @@ def test_a_models_tuned_runs_start_as_soon_as_its_own_grid_has_ended(tmp_path: P
     assert "grid has ended" not in again.stdout and again.stdout.count("finished earlier, skipped") == 4 + 8 + 4  # pop, recent; grids; seeds
 
 
+def test_a_tuned_run_refused_when_its_grid_ends_lets_the_other_jobs_finish_then_exits_2(tmp_path: Path) -> None:
+    """A result of another config sits where PBAT's tuned seed 1 goes. Its plan is made only when PBAT's grid
+    has ended, mid-stream: HSTU's grid, queued after, still runs, and the command then stops with one line."""
+    out = tmp_path / "r"
+    planted = out / "synthetic" / "pbat" / "seed1.json"
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps({"split_fingerprint": "x", "config_hash": "y"}))
+    result = bench("study", "--models", "pbat,hstu", "--profile", "smoke", "--seeds", "2", "--workers", "1",
+                   "--results-dir", str(out), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"{planted}: holds a result for another split" in result.stderr, result.stderr
+    assert len(list((out / "synthetic" / "tuning" / "hstu").glob("*/seed0.json"))) == 4
+    assert (out / "synthetic" / "hstu" / "seed1.json").exists()  # HSTU's own tuned runs were not refused
+
+
 def test_the_report_lists_every_finished_grid_point_before_the_grid_is_complete(tmp_path: Path) -> None:
     """One of RCLRec's four points is finished: REPORT.md's Tuning section shows it (criterion, both stages'
     epochs, the note that fine-tuning never beat θ0) and selects nothing yet."""
