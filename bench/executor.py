@@ -193,6 +193,8 @@ def in_order(submit: Callable[[int], Any], jobs: Sized, slots: Callable[[], int]
         while len(index) < len(jobs) and len(running) < max(1, slots()):
             i = next_job()
             future = submit(i)
+            if future.key in index:  # Dask would hand back the same future, and the loop below never end
+                raise RuntimeError(f"job {i} was queued twice (as job {index[future.key]} before it)")
             index[future.key] = i
             running.add(i)
             done.add(future)

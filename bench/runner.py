@@ -43,7 +43,7 @@ from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
 from bench.semantic_ids import load_or_fit, semantic_ids_path
-from bench.training import capped_stages, checkpoint_summary, earlier_work, first_stage_seconds, from_scratch_seconds
+from bench.training import Standing, capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
 def say(message: str) -> None:
@@ -220,17 +220,15 @@ def run(
     for p in plans:
         _pending(p, split)  # refuse before writing anything
     refused: list[BenchError] = []
-    queued: set[Path] = set()  # result files of the jobs queued so far: a job is never queued twice
+    queue = _Queue(split)
 
     def follow_up(item: Item, outcome: Outcome) -> list[Item]:
-        more = []
+        more = queue.ended(item)
         try:
             for later in then(item[0], item[1]) if then else []:
-                more += [(later, job, expected) for job, expected in _pending(later, split, announce=True)
-                         if later.json_path(job) not in queued]  # fmt: skip
+                more += queue.add(later)
         except BenchError as err:  # said once, as the command's one-line error, after the jobs in flight
             refused.append(err)
-        queued.update(p.json_path(job) for p, job, _ in more)
         return more
 
     with results_lock(first.folder, wait):
@@ -238,12 +236,49 @@ def run(
         if not saved:
             save_split(split, path)
         write_split_record(first.folder, split)
-        todo = [(p, job, expected) for p in plans for job, expected in _pending(p, split, announce=True)]
-        queued.update(p.json_path(job) for p, job, _ in todo)
-        outcomes = execute(todo, run_one, split, path, device, progress, workers, scheduler, follow_up if then else None)
+        todo = [item for p in plans for item in queue.add(p)]
+        streamed = then is not None or len(plans) > 1
+        outcomes = execute(todo, run_one, split, path, device, progress, workers, scheduler, follow_up if streamed else None)
     if refused:
         raise refused[0]
     return [o.label for o in outcomes if o.error is not None]
+
+
+class _Queue:
+    """The jobs of several plans, each queued once (RCLRec's seeds are in Table 1's plan and in the
+    ablations'). A job that would reuse a run still queued (the sweep point at RCLRec's own k) is held back
+    until that run has ended, then planned again: reused if it can be, else run."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+        self.queued: set[Path] = set()  # result files
+        self.held: dict[Path, list[Plan]] = {}  # by the result file each waits for: one-job plans
+
+    def add(self, plan: Plan) -> list[Item]:
+        """``plan``'s jobs to run now (finished and reusable ones are announced and skipped here)."""
+        items = []
+        for job, expected in _pending(plan, self.split, announce=True):
+            path = plan.json_path(job)
+            if path in self.queued:
+                continue
+            self.queued.add(path)
+            source = plan.folder / job.reuse / path.name if job.reuse is not None else None
+            if source is not None and source in self.queued and not source.exists():
+                self.held.setdefault(source, []).append(dataclasses.replace(plan, jobs=(job,)))
+            else:
+                items.append((plan, job, expected))
+        return items
+
+    def ended(self, item: Item) -> list[Item]:
+        """The held jobs that waited for ``item``'s run: reused now, or to run."""
+        return self._release(item[0].json_path(item[1]))
+
+    def _release(self, source: Path) -> list[Item]:
+        items = []
+        for held in self.held.pop(source, []):
+            todo = [(held, job, expected) for job, expected in _pending(held, self.split, announce=True)]
+            items += todo or self._release(held.json_path(held.jobs[0]))  # reused: what waited for it is free too
+        return items
 
 
 def run_one(plan: Plan, job: Job, expected: str, split: Split, device: torch.device, progress: bool, echo: bool) -> Outcome:
@@ -501,7 +536,9 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     (training + evaluation). The closest runs decide: this log's runs of the same configuration (another
     seed of it, or the tuning trial a tuned model was selected from: a grid's points differ several-fold in
     epochs), else this log's runs of the model class at this profile (logs differ several-fold in cost),
-    else any log's; a model that never ran here shows '?'. A first stage that jobs share through the cache
+    else any log's; a model that never ran here shows '?'. A job that resumes from its checkpoint is
+    expected to need what is left of that time, but at least the epochs early stopping still needs at its own
+    pace (:meth:`~bench.training.Standing.seconds_left`). A first stage that jobs share through the cache
     (:meth:`~bench.recommender.Recommender.shared_stage`: RCLRec's θ0, one per seed and pre-training config)
     is counted once, in the first job of the plan that needs it (of the plans that share ``stages``, which
     collects those counted), and not at all when the cache holds it already
@@ -540,7 +577,7 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         checkpoint = checkpoint_path(path, split.fingerprint, expected, _ids_fingerprint(job, checkpoint_ids))
-        status = "to run"
+        status, standing = "to run", None
         if path.exists():
             done = json.loads(path.read_text())
             if not _same_run(done, split.fingerprint, expected):
@@ -551,8 +588,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
             trial = json.loads((plan.folder / job.reuse / path.name).read_text())
             status = f"reuses {job.reuse} if identical" if reusable_here(job, trial) else "to run (its trial ran on another CPU)"
         elif checkpoint.exists():
-            where = checkpoint_summary(checkpoint)
-            status = "to resume from its checkpoint" + (f", {where}" if where else "")
+            standing = Standing.read(checkpoint)
+            status = "to resume from its checkpoint" + (f", {standing.summary()}" if standing else "")
         runs = (same_config.get(expected) or here.get((job.target, plan.profile.name))
                 or earlier.get((job.target, plan.profile.name)))  # fmt: skip
         job_seconds = None
@@ -566,6 +603,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
             if status.startswith("to ") and stage is not None:
                 shared += stage in stages
                 stages.add(stage)
+            if standing is not None:  # what is left of it
+                job_seconds = standing.seconds_left(job_seconds)
         if status.startswith("to "):
             if job_seconds is None:
                 unknown += 1

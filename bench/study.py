@@ -153,13 +153,31 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
     start as soon as its grid has ended), so the study's wall is its work over the workers it can keep busy."""
     parts, found = [], []
     stages: set[Hashable] = set()  # RCLRec's θ0s, counted once over the whole study: its grid, seeds, ablations, sweep
+    planned: set[Path] = set()  # the result files of the jobs shown so far
+    tuning_now: set[str] = set()  # the models whose grid has no selection yet
     for name, plan, note in plans(req, dry_run=True, models=models):
         parts.append(f"== {name}{f' ({note})' if note else ''}")
         if plan is None:
             parts.append("nothing to run")
             continue
-        found.append(runner.estimate(plan, workers, stages))
+        # A run an earlier stage makes is not counted again: the same job (RCLRec's seeds in the ablations),
+        # one that reuses it (the sweep point at RCLRec's own k), or, for a model still being tuned, seed 0,
+        # which is its selected grid point's run (planned untuned here, since no point is selected yet).
+        if plan.command == "tune":
+            tuning_now = {job.model for job in plan.jobs if not selection_path(plan.folder, job.model).exists()}
+        def made_earlier(job: Job) -> bool:
+            source = plan.folder / job.reuse / f"seed{job.seed}.json" if job.reuse is not None else None
+            return not plan.json_path(job).exists() and (
+                plan.json_path(job) in planned or (source is not None and source in planned and not source.exists())
+                or (plan.command == "run" and job.seed == 0 and job.model in tuning_now))  # fmt: skip
+
+        again = [job for job in plan.jobs if made_earlier(job)]
+        planned.update(plan.json_path(job) for job in plan.jobs)
+        found.append(runner.estimate(dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if j not in again)), workers, stages))
         parts.append(found[-1].text)
+        if again:
+            parts.append(f"(and {len(again)} job(s) that are runs of an earlier stage, not counted again: "
+                         f"{', '.join(job.label for job in again)})")  # fmt: skip
     to_run, unknown = sum(e.to_run for e in found), sum(e.unknown for e in found)
     work = sum(e.work_seconds for e in found)
     total = f"about {duration(work / max(1, min(workers, to_run)))} wall ({duration(work)} of work)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -212,21 +213,46 @@ def train(
     )
 
 
-def checkpoint_summary(checkpoint: Path) -> str | None:
-    """Where an interrupted run stands, from the checkpoint :func:`train` writes: "after epoch 39 (best
-    epoch 37, validation NDCG@10 40.23%; 2 epochs without a gain, early stopping at 10; 2.3 h of training
-    so far)". Memory-mapped, so its weights are not read; None when the file cannot be read as one."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)  # our own file
-        epoch, stopper = state["epoch"], state["stopper"]
-        best, score = stopper["best_epoch"], stopper["best_score"]
-        bad, patience = int(stopper.get("bad_epochs", 0)), stopper.get("patience")
-        seconds = float(state.get("seconds", 0.0))
-    except Exception:  # noqa: BLE001 - an empty, truncated or foreign file: the dry run just says less
-        return None
-    waiting = f"; {_no_gain(bad, patience)}" if bad and patience else ""
-    return (f"after epoch {epoch + 1} (best epoch {best + 1}, validation NDCG@10 {100 * score:.2f}%{waiting}; "
-            f"{duration(seconds)} of training so far)")  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """Where an interrupted run stands, read from the checkpoint :func:`train` writes."""
+
+    epochs: int
+    """Epochs done."""
+    best_epoch: int
+    """0-based, as in :class:`EarlyStopping`."""
+    best_score: float
+    bad_epochs: int
+    patience: int | None
+    """None in a checkpoint written before it was recorded."""
+    seconds: float
+    """Of training, over every process that worked on it."""
+
+    @classmethod
+    def read(cls, checkpoint: Path) -> Standing | None:
+        """Memory-mapped, so the weights are not read; None when the file cannot be read as a checkpoint."""
+        try:
+            state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)  # our own file
+            stopper = state["stopper"]
+            return cls(epochs=int(state["epoch"]) + 1, best_epoch=int(stopper["best_epoch"]),
+                       best_score=float(stopper["best_score"]), bad_epochs=int(stopper.get("bad_epochs", 0)),
+                       patience=stopper.get("patience"), seconds=float(state.get("seconds", 0.0)))  # fmt: skip
+        except Exception:  # noqa: BLE001 - an empty, truncated or foreign file: the dry run just says less
+            return None
+
+    def summary(self) -> str:
+        """"after epoch 39 (best epoch 37, validation NDCG@10 40.23%; 2 epochs without a gain, early stopping
+        at 10; 2.3 h of training so far)"."""
+        waiting = f"; {_no_gain(self.bad_epochs, self.patience)}" if self.bad_epochs and self.patience else ""
+        return (f"after epoch {self.epochs} (best epoch {self.best_epoch + 1}, validation NDCG@10 "
+                f"{100 * self.best_score:.2f}%{waiting}; {duration(self.seconds)} of training so far)")  # fmt: skip
+
+    def seconds_left(self, from_scratch: float) -> float:
+        """The expected rest of a run expected to take ``from_scratch`` seconds in all: what is left of
+        that, but at least the epochs early stopping still needs (patience − epochs without a gain) at this
+        run's own pace."""
+        pace = self.seconds / max(1, self.epochs)
+        return max(from_scratch - self.seconds, max(1, (self.patience or 1) - self.bad_epochs) * pace)
 
 
 def _no_gain(epochs: int, patience: int) -> str:

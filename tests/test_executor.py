@@ -6,6 +6,8 @@ import dataclasses
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import bench
 
 MODELS = "pop,recent,sasrec,bert4rec,tiger,rclrec"  # RecBole (its masking draws from Python's random), beam search, two stages
@@ -295,6 +297,15 @@ def test_jobs_added_while_others_run_start_as_workers_free_up() -> None:
         if i == 0:
             jobs.append(3)  # job 0 opened job 3
     assert submitted == [0, 1, 2, 3] and finished == [0, 1, 2, 3]
+
+
+def test_a_job_queued_twice_is_an_error_not_an_endless_loop() -> None:
+    """Dask hands back the same future for a key it has; as_completed then yields it again and again (seen
+    when RCLRec's seed 1 was queued from Table 1's plan and from the ablations')."""
+    from bench.executor import in_order
+
+    with pytest.raises(RuntimeError, match="job 1 was queued twice"):
+        list(in_order(lambda i: _Key("same"), range(2), lambda: 2, _Finished()))
 
 
 def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:

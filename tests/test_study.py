@@ -113,7 +113,10 @@ def test_a_study_in_pieces_trains_only_the_named_models_and_reports_the_rest_mis
     assert dry.returncode == 0 and "blocked" not in dry.stdout, dry.stdout
     tuned_rows = [line for line in dry.stdout.splitlines() if line.startswith(("rclrec seed", "rclrec-", "sweep/"))]
     assert tuned_rows and all("finished" in line for line in tuned_rows), tuned_rows
-    assert any(line.startswith("sasrec seed0") and "to run" in line for line in dry.stdout.splitlines())
+    assert any(line.startswith("tuning/sasrec/") and "to run" in line for line in dry.stdout.splitlines())
+    # SASRec's seed 0 will be its selected grid point's run: listed apart, not counted twice; RCLRec's is done.
+    again = next(line for line in dry.stdout.splitlines() if line.startswith("(and ") and "sasrec seed0" in line)
+    assert "rclrec seed0" not in again and not any(line.startswith("sasrec seed0") for line in dry.stdout.splitlines())
     bad = bench("study", "--models", "rclrec,nosuch", "--profile", "smoke", "--results-dir", str(out), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "nosuch" in bad.stderr
 
@@ -136,6 +139,23 @@ def test_a_models_tuned_runs_start_as_soon_as_its_own_grid_has_ended(tmp_path: P
     again = bench(*args, cwd=tmp_path)
     assert again.returncode == 0 and "study: Table 1 models, tuned: 4 job(s)\n" in again.stdout, again.stdout
     assert "grid has ended" not in again.stdout and again.stdout.count("finished earlier, skipped") == 4 + 8 + 4  # pop, recent; grids; seeds
+
+
+def test_rclrecs_seeds_open_three_plans_at_once_and_each_job_runs_once(tmp_path: Path) -> None:
+    """When RCLRec's grid ends, its seeds are in Table 1's plan and in the ablations' (and the sweep point at
+    its own k reuses them): each runs once, on two workers as in one process."""
+    for workers in ("2", "1"):
+        out = tmp_path / workers
+        result = bench("study", "--models", "rclrec", "--profile", "smoke", "--seeds", "2", "--workers", workers,
+                       "--results-dir", str(out), cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "study: rclrec's grid has ended: Table 1 models, tuned: 2 job(s); ablations, tuned: 8 job(s); curriculum-length sweep: 12 job(s)" in lines
+        trained = [line.split(":")[0] for line in lines if line.startswith(("✓ rclrec", "✓ sweep/")) and " R@10 " in line]
+        assert len(trained) == len(set(trained)) == 1 + 6 + 10, trained  # seed 1; 3 variants × 2; 5 sweep points × 2
+        assert "✓ rclrec seed1" in trained
+        # The sweep point at RCLRec's own k = 4 waited for seed 1's run instead of training it again.
+        assert "✓ sweep/rclrec/k=4 seed1: the same run as rclrec seed1, reused" in lines
 
 
 def test_a_tuned_run_refused_when_its_grid_ends_lets_the_other_jobs_finish_then_exits_2(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import torch
 from bench.training import (
     EPOCH_LINES,
     EarlyStopping,
+    Standing,
     capped_stages,
-    checkpoint_summary,
     first_stage_seconds,
     from_scratch_seconds,
     train,
@@ -59,8 +59,10 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path: Path) -> None:
         _run(checkpoint, crash_at=5)
     assert checkpoint.exists()
     # What the dry run says of it: five epochs (0-4) done, their best, the seconds so far.
-    where = checkpoint_summary(checkpoint)
-    assert where is not None and where.startswith("after epoch 5 (best epoch ") and where.endswith(" s of training so far)")
+    standing = Standing.read(checkpoint)
+    assert standing is not None and (standing.epochs, standing.patience) == (5, 8)
+    where = standing.summary()
+    assert where.startswith("after epoch 5 (best epoch ") and where.endswith(" s of training so far)")
     resumed_weights, resumed_curve = _run(checkpoint)
     assert torch.equal(straight_weights, resumed_weights)
     assert resumed_curve == straight_curve
@@ -72,7 +74,7 @@ def test_a_checkpoint_that_cannot_be_read_has_no_summary(tmp_path: Path) -> None
     empty.write_bytes(b"")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
-    assert checkpoint_summary(empty) is None and checkpoint_summary(foreign) is None
+    assert Standing.read(empty) is None and Standing.read(foreign) is None
 
 
 def _train_on(scores: list[float], patience: int, checkpoint: Path | None = None, epochs: int | None = None) -> dict:
@@ -94,6 +96,17 @@ def test_the_report_says_whether_training_ended_at_the_epoch_cap() -> None:
     # RCLRec reports its pre-training stage under "pretrain" (a FitReport as a dict).
     pretrain = {"best_epoch": 19, "extra": {"ended_at_cap": True, "epoch_cap": 20}}
     assert capped_stages(1, {**stopped, "pretrain": pretrain}) == ["pre-training: best epoch 20 of 20"]
+
+
+def test_a_resumed_run_is_expected_to_need_what_is_left_but_at_least_the_epochs_early_stopping_needs() -> None:
+    # 48 epochs in 13,680 s (285 s each); the best was epoch 47, one epoch ago, and patience is 10.
+    standing = Standing(epochs=48, best_epoch=46, best_score=0.4113, bad_epochs=1, patience=10, seconds=13_680.0)
+    assert standing.seconds_left(30_000.0) == 16_320.0  # a typical run of this config takes 30,000 s
+    assert standing.seconds_left(14_040.0) == 9 * 285.0  # 360 s left of a typical run, but 9 epochs to stop
+    assert standing.summary() == ("after epoch 48 (best epoch 47, validation NDCG@10 41.13%; 1 epoch without a gain, "
+                                  "early stopping at 10; 3.8 h of training so far)")  # fmt: skip
+    old = Standing(epochs=4, best_epoch=3, best_score=0.5, bad_epochs=0, patience=None, seconds=400.0)
+    assert old.seconds_left(100.0) == 100.0  # a checkpoint without its patience: at least one more epoch
 
 
 def test_each_epoch_line_says_the_best_so_far_and_how_close_early_stopping_is() -> None:
