@@ -87,12 +87,12 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
         for model in sorted({job.model for job in grid.jobs}):
             if all(path.exists() for path in _points(grid, model)):
                 tuning.select(_only(grid, model))
+    untuned = sorted({job.model for job in grid.jobs if not selection_path(grid.folder, job.model).exists()}
+                     if grid is not None else ())  # fmt: skip
     first = []
     for stage, (name, plan, note) in enumerate(plans(req, models=models)):
-        # The models whose part of this stage waits for their grid (RCLRec's, for the ablations and sweep).
-        waits = sorted({job.model for job in grid.jobs if not selection_path(grid.folder, job.model).exists()}
-                       if grid is not None and stage >= 2 else ())  # fmt: skip
-        waits = waits if stage == 2 else [m for m in waits if m == "rclrec"]
+        # The models whose part of this stage waits for their grid: all for their seeds, RCLRec for the rest.
+        waits = [] if stage < 2 else untuned if stage == 2 else [m for m in untuned if m == "rclrec"]
         later = f"{', '.join(waits)} as soon as {'its grid has' if len(waits) == 1 else 'their grids have'} ended"
         if plan is not None:
             say(f"study: {name}: {len(plan.jobs)} job(s)" + (f", then those of {later}" if waits else ""))
@@ -119,6 +119,16 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
     failed = runner.run(first, device, then=then, **executor) if first else []
     folder = plans(req)[0][1].folder
     return failed, write(folder, req)
+
+
+def _made_earlier(plan: Plan, job: Job, planned: set[Path], tuning_now: set[str]) -> bool:
+    """Whether a study's earlier stage makes this job's run, so a dry run counts it once: the same job
+    (RCLRec's seeds in the ablations), one it reuses (the sweep point at RCLRec's own k), or, for a model
+    still being tuned, seed 0, its selected grid point's run (planned untuned, since no point is selected)."""
+    path = plan.json_path(job)
+    source = plan.folder / job.reuse / path.name if job.reuse is not None else None
+    return not path.exists() and (path in planned or (source is not None and source in planned and not source.exists())
+                                  or (plan.command == "run" and job.seed == 0 and job.model in tuning_now))  # fmt: skip
 
 
 def _only(grid: Plan, model: str) -> Plan:
@@ -160,18 +170,9 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
         if plan is None:
             parts.append("nothing to run")
             continue
-        # A run an earlier stage makes is not counted again: the same job (RCLRec's seeds in the ablations),
-        # one that reuses it (the sweep point at RCLRec's own k), or, for a model still being tuned, seed 0,
-        # which is its selected grid point's run (planned untuned here, since no point is selected yet).
         if plan.command == "tune":
             tuning_now = {job.model for job in plan.jobs if not selection_path(plan.folder, job.model).exists()}
-        def made_earlier(job: Job) -> bool:
-            source = plan.folder / job.reuse / f"seed{job.seed}.json" if job.reuse is not None else None
-            return not plan.json_path(job).exists() and (
-                plan.json_path(job) in planned or (source is not None and source in planned and not source.exists())
-                or (plan.command == "run" and job.seed == 0 and job.model in tuning_now))  # fmt: skip
-
-        again = [job for job in plan.jobs if made_earlier(job)]
+        again = [job for job in plan.jobs if _made_earlier(plan, job, planned, tuning_now)]
         planned.update(plan.json_path(job) for job in plan.jobs)
         found.append(runner.estimate(dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if j not in again)), workers, stages))
         parts.append(found[-1].text)
