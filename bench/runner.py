@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
 
 from bench import memory
 from bench.config import DatasetConfig, Profile
@@ -47,12 +48,16 @@ from bench.training import Standing, capped_stages, earlier_work, first_stage_se
 
 
 def say(message: str) -> None:
-    """What the run is doing, on stdout; stderr carries only errors (and progress bars on a terminal)."""
-    print(message, flush=True)
+    """What the run is doing, on stdout; stderr carries only errors (and progress bars on a terminal).
+    Through ``tqdm.write``, so a line said while a bar is drawn (the study's "grid has ended" between jobs)
+    goes above the bar instead of into it."""
+    tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
 
 
 def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
 
 
 # ----------------------------------------------------------------------------------------- split
