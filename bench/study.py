@@ -87,8 +87,7 @@ def run(req: Request, device: torch.device | None, executor: dict[str, Any], say
         for model in sorted({job.model for job in grid.jobs}):
             if all(path.exists() for path in _points(grid, model)):
                 tuning.select(_only(grid, model))
-    untuned = sorted({job.model for job in grid.jobs if not selection_path(grid.folder, job.model).exists()}
-                     if grid is not None else ())  # fmt: skip
+    untuned = _untuned(grid) if grid is not None else []
     first = []
     for stage, (name, plan, note) in enumerate(plans(req, models=models)):
         # The models whose part of this stage waits for their grid: all for their seeds, RCLRec for the rest.
@@ -131,6 +130,11 @@ def _made_earlier(plan: Plan, job: Job, planned: set[Path], tuning_now: set[str]
                                   or (plan.command == "run" and job.seed == 0 and job.model in tuning_now))  # fmt: skip
 
 
+def _untuned(grid: Plan) -> list[str]:
+    """The models of ``grid`` whose selection is not made yet, sorted."""
+    return sorted({job.model for job in grid.jobs if not selection_path(grid.folder, job.model).exists()})
+
+
 def _only(grid: Plan, model: str) -> Plan:
     return dataclasses.replace(grid, jobs=tuple(job for job in grid.jobs if job.model == model))
 
@@ -171,7 +175,7 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
             parts.append("nothing to run")
             continue
         if plan.command == "tune":
-            tuning_now = {job.model for job in plan.jobs if not selection_path(plan.folder, job.model).exists()}
+            tuning_now = set(_untuned(plan))
         again = [job for job in plan.jobs if _made_earlier(plan, job, planned, tuning_now)]
         planned.update(plan.json_path(job) for job in plan.jobs)
         found.append(runner.estimate(dataclasses.replace(plan, jobs=tuple(j for j in plan.jobs if j not in again)), workers, stages))
