@@ -525,8 +525,8 @@ class Estimate:
     text: str
     to_run: int
     work_seconds: float
-    """Of the jobs with an estimate; ``unknown`` more have none."""
-    wall_seconds: float
+    """Of the jobs with an estimate; ``unknown`` more have none. The wall is this over the workers (in the
+    text), or for a study, its whole work over the workers."""
     unknown: int
 
 
@@ -635,4 +635,4 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
         summary += (f"\n({shared} job(s) share a first stage, RCLRec's θ0, with an earlier job{already}: their times leave it out; "
                     "on more than one worker, a job whose θ0 another worker is still training starts after the jobs that do "
                     "not need it, or waits for it when none is left)")  # fmt: skip
-    return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, total / width, unknown)
+    return Estimate(f"{table}\n\n{summary}\ndry run: nothing was written", n_todo, total, unknown)
