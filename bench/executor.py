@@ -58,7 +58,9 @@ Item = tuple[Plan, Job, str]
 """A job to run: its plan (where its result goes, what the command is), the job, its config hash."""
 FollowUp = Callable[[Item, Outcome], list[Item]]
 """Called on the driver as each job ends: the jobs that can start now because it did (``bench study``: a
-model's tuned seeds once its whole grid has finished), run in the same session after those queued."""
+model's tuned seeds once its whole grid has finished). They start before the queued jobs that have not
+started yet (another model's grid points): a model's row is finished as early as it can be, so a study
+computed in sessions commits whole rows instead of many half-made ones. The order changes no number."""
 
 
 def execute(
@@ -76,11 +78,11 @@ def execute(
     if not todo:
         return []
     if (workers <= 1 or (len(todo) == 1 and follow_up is None)) and scheduler is None:  # no cluster to start
-        queue, outcomes = list(todo), []
-        while len(outcomes) < len(queue):
-            plan, job, expected = item = queue[len(outcomes)]
+        queue, opened, outcomes = list(todo), [], []
+        while queue or opened:
+            plan, job, expected = item = opened.pop(0) if opened else queue.pop(0)
             outcomes.append(run_job(plan, job, expected, split, device, progress, echo=True))
-            queue += follow_up(item, outcomes[-1]) if follow_up else []
+            opened += follow_up(item, outcomes[-1]) if follow_up else []
         return outcomes
     return _on_dask(todo, split_path, device, progress, workers, scheduler, follow_up)
 
@@ -136,7 +138,7 @@ def _on_dask(todo: list[Item], split_path: Path, device: torch.device, progress:
             bar = tqdm(total=len(queue), desc="jobs", unit="job", disable=None)
             if progress:  # each epoch's line, sent by the worker that trains it (``_task``), printed as it comes
                 client.subscribe_topic(EPOCH_TOPIC, lambda event: bar.write(event[1]))
-            for i, future in in_order(submit, queue, slots, as_completed(), stage):
+            for i, future in in_order(submit, queue, slots, as_completed(), stage, opened_from=len(todo)):
                 plan, job, _ = queue[i]
                 try:
                     outcome = future.result()
@@ -163,12 +165,13 @@ def _on_dask(todo: list[Item], split_path: Path, device: torch.device, progress:
 
 
 def in_order(submit: Callable[[int], Any], jobs: Sized, slots: Callable[[], int], done: Any,
-             stage: Callable[[int], Hashable | None] = lambda i: None) -> Iterator[tuple[int, Any]]:  # fmt: skip
-    """Jobs ``0..len(jobs)-1`` submitted in the plan's order (claim-deciding models first), never more at a
-    time than ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet),
-    topped up each time one finishes; yields (index, future) as they finish. ``done`` is an empty
+             stage: Callable[[int], Hashable | None] = lambda i: None, opened_from: int | None = None) -> Iterator[tuple[int, Any]]:  # fmt: skip
+    """Jobs ``0..len(jobs)-1`` submitted in the plan's order (Table 1's), never more at a time than
+    ``slots()`` (at least one, so jobs wait for a cluster whose workers have not started yet), topped up
+    each time one finishes; yields (index, future) as they finish. ``done`` is an empty
     ``distributed.as_completed``. ``jobs`` may grow while this runs (the caller appends the jobs a finished
-    one made possible): its length is read again at each top-up.
+    one made possible, from index ``opened_from`` on): its length is read again at each top-up, and those
+    jobs start before the first ones not started yet (:data:`FollowUp` says why).
 
     Why not submit them all at once: every job is its own Dask task group, so the scheduler does not queue
     them; it hands them all to the workers at submission, and a worker that finishes its share early sat
@@ -187,6 +190,8 @@ def in_order(submit: Callable[[int], Any], jobs: Sized, slots: Callable[[], int]
         training = {stage(i) for i in running} - ended - {None}
         started = set(index.values())
         left = [i for i in range(len(jobs)) if i not in started]
+        if opened_from is not None:
+            left.sort(key=lambda i: i < opened_from)  # stable: the opened jobs first, each part in its order
         return next((i for i in left if stage(i) not in training), left[0])
 
     def top_up() -> None:

@@ -4,7 +4,7 @@ Stages, each a plan (finished jobs are skipped, so a rerun resumes): the models 
 (pop, recent) → every Table 1 model's tuning grid (seed 0, equal budget) → every Table 1 model with its
 selection × seeds → RCLRec's ablation variants with its selection → the curriculum-length sweep → Table 1,
 Table 2, Figure 3 and ``REPORT.md``. They run as one stream on the executor: a model's later stages start
-as soon as its own grid has ended. A partial study reports what it
+as soon as its own grid has ended, ahead of grid points not started yet. A partial study reports what it
 has and lists what is missing. ``models`` runs the study's part for some Table 1 models (their grids and
 tuned seeds, and RCLRec's ablations and sweep when it is one of them), so a long study can be computed in
 pieces, the models that decide the claims first; the report always covers the whole study.

@@ -299,6 +299,25 @@ def test_jobs_added_while_others_run_start_as_workers_free_up() -> None:
     assert submitted == [0, 1, 2, 3] and finished == [0, 1, 2, 3]
 
 
+def test_jobs_a_finished_job_opens_start_before_the_queued_ones_not_started() -> None:
+    """Jobs 0-3 are one model's grid (0, 1) and another's (2, 3), two workers. When the first grid ends,
+    its seeds (4, 5) start before the second grid's last point: that model's row is whole sooner. Without
+    ``opened_from`` they would start after it: 0, 1, 2, 3, 4, 5."""
+    from bench.executor import in_order
+
+    jobs = [0, 1, 2, 3]
+    submitted: list[int] = []
+
+    def submit(i: int) -> _Key:
+        submitted.append(i)
+        return _Key(f"job{i}")
+
+    for i, _ in in_order(submit, jobs, lambda: 2, _Finished(), opened_from=4):
+        if i == 1:
+            jobs += [4, 5]  # the first grid has ended
+    assert submitted == [0, 1, 2, 4, 5, 3]
+
+
 def test_a_job_queued_twice_is_an_error_not_an_endless_loop() -> None:
     """Dask hands back the same future for a key it has; as_completed then yields it again and again (seen
     when RCLRec's seed 1 was queued from Table 1's plan and from the ablations')."""
@@ -320,3 +339,24 @@ def test_jobs_wait_for_a_cluster_whose_workers_have_not_started() -> None:
             Client(cluster) as client:  # fmt: skip
         done = [i for i, _ in in_order(lambda i: client.submit(abs, -i, key=f"wait{i}-x", pure=False), range(3), lambda: 0, as_completed())]
     assert done == [0, 1, 2]
+
+
+def test_in_one_process_too_the_jobs_a_finished_job_opens_run_before_those_not_started() -> None:
+    """The same rule without a cluster (one worker): grid points "a0", "a1" of one model, "b0" of another;
+    "a0"'s ending opens nothing, "a1"'s opens the seeds "a-seed1", "a-seed2", which run before "b0"."""
+    import torch
+
+    from bench.executor import Outcome, execute
+
+    ran: list[str] = []
+
+    def run_job(plan, job, expected, split, device, progress, echo) -> Outcome:  # noqa: ANN001 - stand-ins
+        ran.append(job)
+        return Outcome(job, ())
+
+    def follow_up(item, outcome) -> list:  # noqa: ANN001
+        return [(None, "a-seed1", ""), (None, "a-seed2", "")] if item[1] == "a1" else []
+
+    todo = [(None, name, "") for name in ("a0", "a1", "b0")]
+    execute(todo, run_job, None, Path("split"), torch.device("cpu"), False, 1, None, follow_up)
+    assert ran == ["a0", "a1", "a-seed1", "a-seed2", "b0"]
