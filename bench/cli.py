@@ -49,8 +49,7 @@ def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True
     if seeds:
         p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per model (default: the profile's)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
-    p.add_argument("--set", action="append", default=[], metavar="MODEL.FIELD=VALUE", dest="sets",
-                   help="change one config field for this command (repeatable), e.g. --set sasrec.learning_rate=0.003")
+    _set(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="jobs in parallel: a local Dask cluster of N one-thread worker processes (default: one per "
                    "core; 1 runs in this process, for debugging)")  # fmt: skip
@@ -64,6 +63,11 @@ def _training(p: argparse.ArgumentParser, seeds: bool = True, tuned: bool = True
         p.add_argument("--tuned", action="store_true", help="use each model's configuration selected by 'bench tune'")
     if test:
         _test(p)
+
+
+def _set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.FIELD=VALUE", dest="sets",
+                   help="change one config field for this command (repeatable), e.g. --set sasrec.learning_rate=0.003")
 
 
 def _test(p: argparse.ArgumentParser) -> None:
@@ -150,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bench_train)
     bench_train.add_argument("--batches", type=int, default=20)
     bench_train.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
+    _set(bench_train)  # what one field costs: run it with and without, e.g. --set tiger.dropout=0
     bench_workers = bench_sub.add_parser("workers", help="run --all with --workers 1, then --workers N: wall-time "
                                          "ratio and whether the rank files are byte-identical")  # fmt: skip
     _common(bench_workers)
@@ -260,7 +265,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         rows = train_benchmark.measure(plan, split, args.batches, threads)
         print(train_benchmark.table(rows))
         path = plan.folder / "benchmarks" / "train.json"
-        write_json(path, {"dataset": plan.dataset.name, "profile": plan.profile.name, "batches": args.batches, "rows": rows})
+        write_json(path, {"dataset": plan.dataset.name, "profile": plan.profile.name, "batches": args.batches, "sets": args.sets,
+                          "rows": rows})  # fmt: skip
         print(f"wrote {path}")
         return 0
     if args.command == "benchmark" and args.benchmark == "workers":

@@ -120,7 +120,7 @@ def measure(plan: Plan, split: Any, batches: int, threads: Sequence[int]) -> lis
                         theirs = min(theirs, _recbole_trainer(again, batches))
                 _, counted = _fit_until(job, ctx, 2, flops=True)
                 epoch_batches = record["epoch_batches"] or (len(model.recbole_train_data) if hasattr(model, "recbole_train_data") else None)
-                row = {"model": job.model, "threads": t, "seconds_per_batch": per_batch, "batches_per_epoch": epoch_batches,
+                row = {"model": job.model, "overrides": dict(job.overrides), "threads": t, "seconds_per_batch": per_batch, "batches_per_epoch": epoch_batches,
                        "seconds_per_epoch": per_batch * epoch_batches if epoch_batches else None,
                        "gflops_per_batch": counted["flops"] / 1e9, "gflop_per_s": counted["flops"] / 1e9 / per_batch,
                        "peak_gflop_per_s": peaks[t]}  # fmt: skip

@@ -59,10 +59,12 @@ def test_benchmark_train_measures_every_model_it_is_given(tmp_path: Path) -> Non
     import json
 
     result = bench("benchmark", "train", "--models", "sasrec,tiger,rclrec", "--profile", "smoke", "--batches", "2",
-                   "--results-dir", str(tmp_path / "r"), cwd=tmp_path)  # fmt: skip
+                   "--set", "tiger.dropout=0", "--results-dir", str(tmp_path / "r"), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "r" / "synthetic" / "benchmarks" / "train.json").read_text())["rows"]
+    out = json.loads((tmp_path / "r" / "synthetic" / "benchmarks" / "train.json").read_text())
+    rows = out["rows"]
     assert [r["model"] for r in rows] == ["sasrec", "tiger", "rclrec"]
+    assert out["sets"] == ["tiger.dropout=0"] and [r["overrides"] for r in rows] == [{}, {"dropout": 0.0}, {}]
     for r in rows:
         assert r["seconds_per_batch"] > 0 and r["batches_per_epoch"] > 0 and r["gflops_per_batch"] > 0
     assert rows[0]["recbole_trainer_seconds_per_batch"] > 0 and "vs RecBole trainer" in result.stdout
