@@ -82,6 +82,10 @@ class Plan:
     def json_path(self, job: Job) -> Path:
         return self.folder / job.name / f"seed{job.seed}.json"
 
+    def reuse_path(self, job: Job) -> Path | None:
+        """The result file of the run ``job`` may reuse (:attr:`Job.reuse`), or None when it reuses none."""
+        return self.folder / job.reuse / f"seed{job.seed}.json" if job.reuse is not None else None
+
 
 @dataclass(frozen=True)
 class Request:

@@ -267,7 +267,7 @@ class _Queue:
             if path in self.queued:
                 continue
             self.queued.add(path)
-            source = plan.folder / job.reuse / path.name if job.reuse is not None else None
+            source = plan.reuse_path(job)
             if source is not None and source in self.queued and not source.exists():
                 self.held.setdefault(source, []).append(dataclasses.replace(plan, jobs=(job,)))
             else:
@@ -315,8 +315,8 @@ def _pending(plan: Plan, split: Split, announce: bool = False) -> list[tuple[Job
     for job in plan.jobs:
         expected, path = job_hash(job, plan.profile), plan.json_path(job)
         if announce:
-            reusable = not path.exists() and job.reuse is not None
-            if reusable and _reuse(plan.folder / job.reuse / path.name, path, job, split.fingerprint, expected, ids):
+            source = plan.reuse_path(job)
+            if not path.exists() and source is not None and _reuse(source, path, job, split.fingerprint, expected, ids):
                 say(f"✓ {job.label}: the same run as {job.reuse} seed{job.seed}, reused")
                 continue
         if path.exists():
@@ -589,8 +589,8 @@ def estimate(plan: Plan, workers: int, stages: set[Hashable] | None = None) -> E
                 status = "blocked: a result of another split or config is there"
             else:
                 status = "finished" if same_ids(done, ids) else "blocked: a result on other semantic IDs is there"
-        elif job.reuse is not None and (plan.folder / job.reuse / path.name).exists():
-            trial = json.loads((plan.folder / job.reuse / path.name).read_text())
+        elif (source := plan.reuse_path(job)) is not None and source.exists():
+            trial = json.loads(source.read_text())
             status = f"reuses {job.reuse} if identical" if reusable_here(job, trial) else "to run (its trial ran on another CPU)"
         elif checkpoint.exists():
             standing = Standing.read(checkpoint)

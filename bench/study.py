@@ -125,7 +125,7 @@ def _made_earlier(plan: Plan, job: Job, planned: set[Path], tuning_now: set[str]
     (RCLRec's seeds in the ablations), one it reuses (the sweep point at RCLRec's own k), or, for a model
     still being tuned, seed 0, its selected grid point's run (planned untuned, since no point is selected)."""
     path = plan.json_path(job)
-    source = plan.folder / job.reuse / path.name if job.reuse is not None else None
+    source = plan.reuse_path(job)
     return not path.exists() and (path in planned or (source is not None and source in planned and not source.exists())
                                   or (plan.command == "run" and job.seed == 0 and job.model in tuning_now))  # fmt: skip
 
