@@ -443,7 +443,7 @@ class RCLRec(SemanticIdModel):
         sft = self._loop(split, user, end, lambda h, t, b: self.sft_loss(h, t)["loss"], 0, "RCLRec SFT",
                          cfg.epochs, cfg.patience, self.ctx.checkpoint)  # fmt: skip
         sft.extra["pretrain"] = dataclasses.asdict(pre)
-        sft.extra["sft_samples"] = int(len(user))
+        sft.extra["sft_samples"] = len(user)
         # θ0's own validation score (decoding from [e_pay] alone): if fine-tuning never beat it, the model
         # reported is worse on validation than the starting point, and the result should say so.
         sft.extra["theta0_valid_ndcg10"] = pre.best_valid_ndcg10

@@ -83,5 +83,5 @@ def test_a_trial_from_another_cpu_stands_in_only_for_a_model_without_a_shared_fi
         source.write_text(json.dumps({"split_fingerprint": "f", "config_hash": "h", **done}))
         source.with_suffix(".npz").write_bytes(b"ranks")
         target.unlink(missing_ok=True)
-        assert _reuse(source, target, job, "f", "h", lambda: {}) is reused, name
+        assert _reuse(source, target, job, "f", "h", dict) is reused, name
         assert target.exists() is reused

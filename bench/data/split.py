@@ -201,7 +201,7 @@ class Split:
         return {
             "users": self.n_users,
             "items": self.n_items,
-            "rows": int(len(self.items)),
+            "rows": len(self.items),
             **{f"rows_{b}": int(c) for b, c in zip(BEHAVIORS, counts)},
             "conversion_share": float(counts[BUY] / max(1, len(self.items))),
             "train_rows": int(self.train_end.sum()),

@@ -48,5 +48,5 @@ def compare(
         ps = [pvalue(v, ref) for v in values]
         for name, v, p, adj in zip(others, values, ps, holm(ps)):
             out[name][metric] = Comparison(name, reference, metric, float((v - ref).mean()) if len(v) else 0.0,
-                                           float(p), float(adj), test, int(len(v)))  # fmt: skip
+                                           float(p), float(adj), test, len(v))  # fmt: skip
     return out

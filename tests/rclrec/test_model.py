@@ -64,7 +64,7 @@ def test_forward_prefix_is_the_hard_top_k(split) -> None:
 
 def test_prefix_is_in_ascending_order_of_p(split) -> None:
     model = _model(split)
-    h, states, pad, items = _batch(model, split)
+    h, states, pad, _ = _batch(model, split)
     users = torch.as_tensor(h.users)
     p = relevance(model.net.user_query(users, model.user_feature_codes[users]), states, pad, TINY.tau)
     index, slot_pad = select_top_k(p, pad, 4)
