@@ -53,12 +53,13 @@ class Claim:
 
 @dataclass(frozen=True)
 class Model:
-    """What the claims read of one model: per-target values (mean over seeds) and per-seed means."""
+    """What the claims read of one model: per-target values (mean over seeds) and each seed's means."""
 
     name: str
     display: str
     per_target: Mapping[str, np.ndarray]
-    per_seed: Sequence[Mapping[str, float]]
+    per_seed: Mapping[int, Mapping[str, float]]
+    """seed → its metrics' means."""
 
     def mean(self, metric: str) -> float:
         return float(np.mean(self.per_target[metric]))
@@ -75,11 +76,18 @@ def bootstrap_ci(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, fl
 
 
 def _seed_spread(a: Model, b: Model, metric: str) -> str:
-    """The per-seed difference's range, when both have the same number of seeds (> 1)."""
-    if len(a.per_seed) < 2 or len(a.per_seed) != len(b.per_seed):
-        return "one seed" if len(a.per_seed) == 1 else ""
-    diffs = [100 * (x[metric] - y[metric]) for x, y in zip(a.per_seed, b.per_seed)]
-    return f"seeds {min(diffs):+.2f} … {max(diffs):+.2f}"
+    """The range of the per-seed difference over the seeds both ran, naming them when that is not every seed of
+    each (a study still training its later seeds); "one seed" when either ran one, whose spread is unknown."""
+    if len(a.per_seed) == 1 or len(b.per_seed) == 1:
+        return "one seed"
+    shared = sorted(a.per_seed.keys() & b.per_seed.keys())
+    if len(shared) < 2:
+        return "no two seeds in common" if not shared else f"seed {shared[0]} alone in common"
+    diffs = [100 * (a.per_seed[s][metric] - b.per_seed[s][metric]) for s in shared]
+    text = f"seeds {min(diffs):+.2f} … {max(diffs):+.2f}"
+    if len(shared) < max(len(a.per_seed), len(b.per_seed)):
+        text += f" (seeds {', '.join(map(str, shared))})"
+    return text
 
 
 def effect_text(a: Model, b: Model, metric: str = PRIMARY) -> str:

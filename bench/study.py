@@ -196,8 +196,12 @@ def dry_run(req: Request, workers: int, models: Sequence[str] | None = None) -> 
 # ----------------------------------------------------------------------------------------- report
 
 
+def _claims_model(r: report.ModelResults) -> claims_mod.Model:
+    return claims_mod.Model(r.name, r.display, r.per_target, dict(zip(r.seeds, r.per_seed)))
+
+
 def _models(results: list[report.ModelResults]) -> dict[str, claims_mod.Model]:
-    return {r.name: claims_mod.Model(r.name, r.display, r.per_target, r.per_seed) for r in results}
+    return {r.name: _claims_model(r) for r in results}
 
 
 def _safe(call: Callable[[], Any], default: Any) -> Any:
@@ -221,7 +225,7 @@ def write(folder: Path, req: Request) -> Path:
     t1 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table1")[0], [])
     t2 = _safe(lambda: report.collect(folder, lambda r: r.get("table") == "table2" or r["model"] == "rclrec")[0], [])
     sweep_runs = _safe(lambda: report.collect(folder / "sweep" / "rclrec", lambda r: True)[0], [])
-    sweep = {int(r.name.rsplit("=", 1)[1]): claims_mod.Model(r.name, r.display, r.per_target, r.per_seed) for r in sweep_runs}
+    sweep = {int(r.name.rsplit("=", 1)[1]): _claims_model(r) for r in sweep_runs}
     found = {r.name: r for r in t1 + t2}
     claims = claims_mod.check(_models(t1), {n: m for n, m in _models(t2).items()}, sweep, test)
     files = result_files(folder, "**/")  # every job: the table runs one level down, grids, sweep, diagnosis deeper

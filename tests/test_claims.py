@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.claims import ABLATION_ORDER, PAPER_TABLE1, Model, bootstrap_ci, check
+from bench.claims import ABLATION_ORDER, PAPER_TABLE1, Model, bootstrap_ci, check, effect_text
 from bench.metrics import METRICS
 
 N = 400
@@ -11,7 +11,7 @@ N = 400
 def _model(name: str, level: float, seed: int) -> Model:
     """Per-target hits with probability ``level`` (every metric alike)."""
     hits = (np.random.default_rng(seed).random(N) < level).astype(float)
-    return Model(name, name.upper(), {m: hits for m in METRICS}, [{m: float(hits.mean()) for m in METRICS}])
+    return Model(name, name.upper(), {m: hits for m in METRICS}, {0: {m: float(hits.mean()) for m in METRICS}})
 
 
 def _verdicts(table1: dict, table2: dict, sweep: dict) -> dict[str, str]:
@@ -83,3 +83,21 @@ def test_bootstrap_ci_brackets_the_mean_difference() -> None:
     a, b = rng.random(500), rng.random(500)
     low, high = bootstrap_ci(a, b)
     assert low < 100 * (a - b).mean() < high and high - low < 10
+
+
+def _seeded(per_seed: dict[int, float]) -> Model:
+    """A model whose seed s scores ``per_seed[s]`` on every metric (per-target values: a constant at the mean)."""
+    mean = float(np.mean(list(per_seed.values())))
+    return Model("m", "M", {m: np.full(N, mean) for m in METRICS}, {s: dict.fromkeys(METRICS, v) for s, v in per_seed.items()})
+
+
+def test_the_seed_spread_pairs_the_seeds_both_ran() -> None:
+    three = _seeded({0: 0.50, 1: 0.52, 2: 0.60})
+    # seed by seed: 0.40 − 0.50 = −10, 0.48 − 0.52 = −4, 0.50 − 0.60 = −10 points
+    assert effect_text(_seeded({0: 0.40, 1: 0.48, 2: 0.50}), three).endswith("; seeds -10.00 … -4.00")
+    # a model still training its seed 2: seeds 0 and 1 are paired, not dropped, and the text names them
+    assert effect_text(_seeded({0: 0.40, 1: 0.48}), three).endswith("; seeds -10.00 … -4.00 (seeds 0, 1)")
+    assert effect_text(_seeded({1: 0.48, 2: 0.50}), three).endswith("; seeds -10.00 … -4.00 (seeds 1, 2)")
+    assert effect_text(_seeded({0: 0.40}), three).endswith("; one seed")
+    assert effect_text(three, _seeded({0: 0.40})).endswith("; one seed")
+    assert effect_text(_seeded({0: 0.40, 1: 0.48}), _seeded({1: 0.5, 2: 0.5})).endswith("; seed 1 alone in common")
