@@ -13,12 +13,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @functools.cache
-def commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+def commit(repo: Path = REPO) -> str:
+    """The checkout's commit, with ``+dirty`` when tracked files outside ``results/`` differ from it; ``unknown``
+    outside git.
+
+    ``results/`` is left out because it is what the harness writes: the committed studies live there and a study
+    run with the default ``--results-dir`` rewrites their reports as it goes, which says nothing about the code
+    that computed the next run."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                               text=True, timeout=10)  # fmt: skip
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                               cwd=repo, capture_output=True, text=True, timeout=10)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if head.returncode != 0:
