@@ -227,7 +227,7 @@ def write(folder: Path, req: Request) -> Path:
     sweep_runs = _safe(lambda: report.collect(folder / "sweep" / "rclrec", lambda r: True)[0], [])
     sweep = {int(r.name.rsplit("=", 1)[1]): _claims_model(r) for r in sweep_runs}
     found = {r.name: r for r in t1 + t2}
-    claims = claims_mod.check(_models(t1), {n: m for n, m in _models(t2).items()}, sweep, test)
+    claims = claims_mod.check(_models(t1), _models(t2), sweep, test)
     files = result_files(folder, "**/")  # every job: the table runs one level down, grids, sweep, diagnosis deeper
     jobs = [json.loads(f.read_text()) for f in files]
     runs = [r for f, r in zip(files, jobs) if f.parent.parent == folder]
