@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines._recbole import left_align, write_atomic_files
+from baselines._recbole import RecBoleModel, left_align, write_atomic_files
 from bench.data.preprocess import PreprocessConfig, preprocess
 from bench.data.split import Histories, SplitConfig, build_split
 from bench.data.synthetic import SyntheticConfig, generate
@@ -57,6 +57,21 @@ def _fit(model_cls, config, split, tmp_path: Path):
     return model, report, rank_targets(model, split, split.test, 256, progress=False)
 
 
+def _recbole_ranks(model: RecBoleModel) -> np.ndarray:
+    """(T,) float ranks of the test targets from RecBole's own test loader (its files, ids and batches)."""
+    from baselines._recbole import recbole_compat
+
+    theirs = []
+    with recbole_compat(), torch.no_grad():
+        model.module.eval()
+        for interaction, _, _, positive_i in model.recbole_test_data:
+            scores = model.module.full_sort_predict(interaction)
+            scores[:, 0] = -float("inf")  # padding column
+            target = scores[torch.arange(len(positive_i)), positive_i]
+            theirs.append((scores >= target[:, None]).sum(1).numpy())
+    return np.concatenate(theirs).astype(float)
+
+
 @pytest.mark.slow
 def test_sasrec_learns_is_deterministic_and_maps_items(split, tmp_path: Path) -> None:
     from baselines.pop import Pop, PopConfig
@@ -67,16 +82,7 @@ def test_sasrec_learns_is_deterministic_and_maps_items(split, tmp_path: Path) ->
     model, report, ranks = _fit(SASRec, cfg, split, tmp_path / "a")
     assert report.best_epoch >= 0 and len(report.valid_curve) == 3
     # Our inputs and score columns agree with RecBole's own test pipeline (its files, ids and loader).
-    from baselines._recbole import recbole_compat
-
-    theirs = []
-    with recbole_compat(), torch.no_grad():
-        for interaction, _, _, positive_i in model.recbole_test_data:
-            scores = model.module.full_sort_predict(interaction)
-            scores[:, 0] = -float("inf")  # padding column
-            target = scores[torch.arange(len(positive_i)), positive_i]
-            theirs.append((scores >= target[:, None]).sum(1).numpy())
-    assert np.array_equal(np.concatenate(theirs).astype(float), ranks)
+    assert np.array_equal(_recbole_ranks(model), ranks)
     _, _, again = _fit(SASRec, cfg, split, tmp_path / "b")
     assert np.array_equal(ranks, again)  # same seed, same numbers on CPU
     _, _, pop_ranks = _fit(Pop, PopConfig(), split, tmp_path / "c")
@@ -93,9 +99,12 @@ def test_bert4rec_trains_and_ranks(split, tmp_path: Path) -> None:
     model, report, ranks = _fit(BERT4Rec, cfg, split, tmp_path)
     assert len(report.valid_curve) == 1
     assert ranks.min() >= 1 and ranks.max() <= split.n_items and len(ranks) == len(split.test)
-    # The loss at the real masked slots only is RecBole's loss over every slot, padded ones weighted 0.
     from baselines._recbole import recbole_compat
 
+    # Our inputs and score columns agree with RecBole's own test pipeline, whose full_sort_predict appends
+    # [MASK] after each history and drops the oldest item: the harness ranks what RecBole's BERT4Rec ranks.
+    assert np.array_equal(_recbole_ranks(model), ranks)
+    # The loss at the real masked slots only is RecBole's loss over every slot, padded ones weighted 0.
     with recbole_compat(), torch.no_grad():
         model.module.eval()  # no dropout: both losses see the same forward pass
         for i, batch in enumerate(model.recbole_train_data):
