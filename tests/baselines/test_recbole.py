@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines._recbole import RecBoleModel, left_align, write_atomic_files
+from baselines._recbole import RecBoleModel, left_align, recbole_compat, write_atomic_files
 from bench.data.preprocess import PreprocessConfig, preprocess
 from bench.data.split import Histories, SplitConfig, build_split
 from bench.data.synthetic import SyntheticConfig, generate
@@ -59,8 +59,6 @@ def _fit(model_cls, config, split, tmp_path: Path):
 
 def _recbole_ranks(model: RecBoleModel) -> np.ndarray:
     """(T,) float ranks of the test targets from RecBole's own test loader (its files, ids and batches)."""
-    from baselines._recbole import recbole_compat
-
     theirs = []
     with recbole_compat(), torch.no_grad():
         model.module.eval()
@@ -99,8 +97,6 @@ def test_bert4rec_trains_and_ranks(split, tmp_path: Path) -> None:
     model, report, ranks = _fit(BERT4Rec, cfg, split, tmp_path)
     assert len(report.valid_curve) == 1
     assert ranks.min() >= 1 and ranks.max() <= split.n_items and len(ranks) == len(split.test)
-    from baselines._recbole import recbole_compat
-
     # Our inputs and score columns agree with RecBole's own test pipeline, whose full_sort_predict appends
     # [MASK] after each history and drops the oldest item: the harness ranks what RecBole's BERT4Rec ranks.
     assert np.array_equal(_recbole_ranks(model), ranks)
