@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.plan import Plan, Request, ablate_plan, run_plan
 from tests.test_cli import bench
 
 MODELS = "pop,recent,sasrec,bert4rec,tiger,rclrec"  # RecBole (its masking draws from Python's random), beam search, two stages
@@ -86,7 +87,6 @@ def test_dry_run_estimates_from_the_closest_runs(tmp_path: Path) -> None:
     until this log has runs of the model, and those only until it has a run of the job's own configuration."""
     import json
 
-    from bench.plan import Request, run_plan
     from bench.runner import dry_run, job_hash
 
     plan = run_plan(Request(dataset="synthetic", profile="smoke", results_dir=tmp_path / "r"), ["pop"])
@@ -112,20 +112,26 @@ def test_dry_run_estimates_from_the_closest_runs(tmp_path: Path) -> None:
     assert estimate() == ["10", "min"]
 
 
-def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
-    """The four ablation variants of one seed share RCLRec's θ0: the first job pays its pre-training, the
-    other three only their fine-tuning; another seed trains its own."""
+def _ablate_plan_after_an_earlier_run(tmp_path: Path) -> Plan:
+    """The smoke ablation plan (2 seeds) in ``tmp_path/r``, beside the record of an earlier RCLRec run
+    (seed 7, outside the plan) whose θ0 took an hour and its fine-tuning a minute: the dry run's estimates."""
     import json
 
-    from bench.plan import Request, ablate_plan
-    from bench.runner import dry_run, estimate
-
     plan = ablate_plan(Request(dataset="synthetic", profile="smoke", seeds=2, results_dir=tmp_path / "r"), "rclrec")
-    path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"  # a seed outside the plan
+    path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"class": plan.jobs[0].target, "profile": "smoke", "config_hash": "x", "train_seconds": 60.0,
                                 "eval_seconds": 0.0, "fit_extra": {"pretrain": {"extra": {"theta0": "cached",
                                                                                           "train_seconds": 3600.0}}}}))  # fmt: skip
+    return plan
+
+
+def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
+    """The four ablation variants of one seed share RCLRec's θ0: the first job pays its pre-training, the
+    other three only their fine-tuning; another seed trains its own."""
+    from bench.runner import dry_run, estimate
+
+    plan = _ablate_plan_after_an_earlier_run(tmp_path)
     out = dry_run(plan, 1)
     times = {line.split()[0] + " " + line.split()[1]: line.rstrip().rsplit(maxsplit=2)[-2:] for line in out.splitlines() if " seed" in line}
     assert len(times) == 8 and sorted(map(tuple, times.values())) == [("60", "s")] * 6 + [("61", "min")] * 2, out
@@ -140,21 +146,13 @@ def test_dry_run_counts_a_shared_theta0_once_per_seed(tmp_path: Path) -> None:
 
 def test_dry_run_leaves_out_a_theta0_the_cache_holds(tmp_path: Path) -> None:
     """Seed 0's θ0 is cached (an earlier command trained it): none of its four jobs pays for it."""
-    import json
-
     import torch
 
-    from bench.plan import Request, ablate_plan
     from bench.recommender import Context, resolve
     from bench.runner import cache_dir, dry_run, prepare_split
     from bench.semantic_ids import load_or_fit
 
-    plan = ablate_plan(Request(dataset="synthetic", profile="smoke", seeds=2, results_dir=tmp_path / "r"), "rclrec")
-    path = tmp_path / "r" / "synthetic" / "rclrec" / "seed7.json"  # a seed outside the plan
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"class": plan.jobs[0].target, "profile": "smoke", "config_hash": "x", "train_seconds": 60.0,
-                                "eval_seconds": 0.0, "fit_extra": {"pretrain": {"extra": {"theta0": "cached",
-                                                                                          "train_seconds": 3600.0}}}}))  # fmt: skip
+    plan = _ablate_plan_after_an_earlier_run(tmp_path)
     cache = cache_dir(tmp_path / "r")
     split, _, _ = prepare_split(plan.dataset, cache, lambda _: None)
     ids = load_or_fit(split, plan.dataset.semantic_ids, cache)
