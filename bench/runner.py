@@ -43,7 +43,7 @@ from bench.plan import Job, Plan
 from bench.provenance import commit, hardware, versions
 from bench.recommender import Context, FitReport, GenerativeModel, Recommender, config_dict, rank_targets, resolve
 from bench.seeding import seed_everything
-from bench.semantic_ids import load_or_fit, semantic_ids_path
+from bench.semantic_ids import load_or_fit, same_codes, semantic_ids_path
 from bench.training import Standing, capped_stages, earlier_work, first_stage_seconds, from_scratch_seconds
 
 
@@ -170,17 +170,10 @@ def _same_run(done: dict, fingerprint: str, expected: str) -> bool:
 
 def same_ids(done: Mapping[str, Any], current: Callable[[], Mapping[str, Any]]) -> bool:
     """Whether a finished result was trained on the split's semantic IDs as they are now (``current()``:
-    their stats, called only for a result that has any), True for a model without them. The codes depend on
-    the BLAS build and CPU that fitted them (:mod:`bench.semantic_ids`). The recorded fingerprint decides; a
-    result written before fingerprints were recorded is matched on its IDs' statistics (collision rate,
-    entropies, utilisation, to every digit), which two different sets of codes practically never share."""
+    their stats, called only for a result that has any; :func:`~bench.semantic_ids.same_codes`), True for
+    a model without them. The codes depend on the BLAS build and CPU that fitted them (:mod:`bench.semantic_ids`)."""
     used = (done.get("generation") or {}).get("semantic_ids")
-    if not used:
-        return True
-    now = current()
-    if "fingerprint" in used:
-        return used["fingerprint"] == now["fingerprint"]
-    return {k: v for k, v in now.items() if k != "fingerprint"} == used
+    return not used or same_codes(used, current())
 
 
 def _ids_of(plan: Plan, split: Split, write: bool = True) -> Callable[[], Mapping[str, Any]]:

@@ -28,8 +28,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,6 +91,16 @@ class SemanticIds:
 def fingerprint(codes: np.ndarray) -> str:
     """16 hex digits of SHA-256 over (I, L) codes as int64: which semantic IDs a run was trained on."""
     return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def same_codes(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two runs' records of their semantic IDs (``generation.semantic_ids``: the stats of
+    :class:`SemanticIds`) name the same codes: by fingerprint when both have one; a record written before
+    fingerprints were recorded is matched on its statistics (collision rate, entropies, utilisation, to every
+    digit), which two different sets of codes practically never share."""
+    if "fingerprint" in a and "fingerprint" in b:
+        return a["fingerprint"] == b["fingerprint"]
+    return {k: v for k, v in a.items() if k != "fingerprint"} == {k: v for k, v in b.items() if k != "fingerprint"}
 
 
 def item_vectors(split: Split, cfg: SemanticIdConfig) -> np.ndarray:

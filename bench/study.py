@@ -33,6 +33,7 @@ from bench.errors import BenchError
 from bench.io import result_files, write_json, write_text
 from bench.plan import Job, Plan, Request, ablate_plan, diagnose_plan, run_plan, selection_path, sweep_plan, tune_plan
 from bench.recommender import resolve
+from bench.semantic_ids import same_codes
 
 K_VALUES = "1,2,3,4,5,6"
 
@@ -306,22 +307,33 @@ def _log_section(runs: list[dict[str, Any]], st: dict[str, Any] | None) -> list[
 def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, Any]]) -> list[str]:
     """Which semantic IDs the generative models' runs were trained on: one set, or a warning naming the runs
     of each set (their codes depend on the BLAS build and CPU that fitted them, :mod:`bench.semantic_ids`).
-    A run recorded before fingerprints is grouped by its IDs' statistics, all of them."""
-    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}  # key → (one run's record of the codes, runs)
-    for f, r in zip(files, jobs):
-        used = (r.get("generation") or {}).get("semantic_ids")
-        if used:
-            key = used.get("fingerprint") or json.dumps(used, sort_keys=True)
-            groups.setdefault(key, (used, []))[1].append(str(f.parent.relative_to(folder) / f.stem))
-    if not groups:
+    Runs are grouped as the runner matches a finished result to the codes (:func:`~bench.semantic_ids.same_codes`):
+    a run recorded before fingerprints joins the set whose statistics it shares, all of them."""
+    runs = [(str(f.parent.relative_to(folder) / f.stem), used) for f, r in zip(files, jobs)
+            if (used := (r.get("generation") or {}).get("semantic_ids"))]  # fmt: skip
+    if not runs:
         return []
-    if len(groups) == 1:
-        ((used, names),) = groups.values()
-        summary = _codes_summary(used)
-        label = _codes_label(used, prefixes=not summary)
-        return [f"Semantic IDs: every generative run ({len(names)}) was trained on the same codes ({label}){summary}.", ""]
-    out = [f"**Semantic IDs differ between runs** ({len(groups)} sets of codes): those runs are not on equal footing.", ""]
-    return out + [f"- {_codes_label(used)}: {', '.join(names)}" for used, names in groups.values()] + [""]
+    sets: list[dict[str, Any]] = []  # one record per set of codes, a fingerprinted one where the set has it
+    for _, used in sorted(runs, key=lambda run: "fingerprint" not in run[1]):  # stable: file order otherwise
+        if not any(same_codes(used, known) for known in sets):
+            sets.append(used)
+    names: list[list[str]] = [[] for _ in sets]
+    legacy = [0] * len(sets)  # runs recorded before fingerprints, in a set that has one
+    for name, used in runs:
+        i = next(i for i, known in enumerate(sets) if same_codes(used, known))
+        names[i].append(name)
+        legacy[i] += "fingerprint" not in used and "fingerprint" in sets[i]
+
+    def label(i: int, prefixes: bool = True) -> str:
+        matched = f"; {legacy[i]} run(s) recorded before fingerprints match it on every statistic" if legacy[i] else ""
+        return _codes_label(sets[i], prefixes) + matched
+
+    if len(sets) == 1:
+        summary = _codes_summary(sets[0])
+        return [f"Semantic IDs: every generative run ({len(names[0])}) was trained on the same codes "
+                f"({label(0, prefixes=not summary)}){summary}.", ""]  # fmt: skip
+    out = [f"**Semantic IDs differ between runs** ({len(sets)} sets of codes): those runs are not on equal footing.", ""]
+    return out + [f"- {label(i)}: {', '.join(group)}" for i, group in enumerate(names)] + [""]
 
 
 def _codes_label(used: dict[str, Any], prefixes: bool = True) -> str:

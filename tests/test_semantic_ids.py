@@ -10,7 +10,7 @@ from bench.data.preprocess import PreprocessConfig, preprocess
 from bench.data.split import SplitConfig, build_split
 from bench.data.synthetic import SyntheticConfig, generate
 from bench.errors import BenchError
-from bench.semantic_ids import SemanticIdConfig, fingerprint, fit, item_vectors, load_or_fit
+from bench.semantic_ids import SemanticIdConfig, fingerprint, fit, item_vectors, load_or_fit, same_codes
 from tests.conftest import make_log
 
 
@@ -144,3 +144,12 @@ def test_the_fingerprint_names_the_codes_fitted_or_read(split, tmp_path: Path) -
     other = fitted.codes.copy()
     other[[0, 1]] = other[[1, 0]]
     assert fingerprint(other) != fitted.stats["fingerprint"]
+
+
+def test_two_records_name_the_same_codes_by_fingerprint_or_else_by_every_statistic() -> None:
+    stats = {"distinct_prefixes": 7780, "collision_rate": 0.16128306133933595}
+    a, b = {**stats, "fingerprint": "a" * 16}, {**stats, "fingerprint": "b" * 16}
+    assert same_codes(a, a) and not same_codes(a, b)  # two fingerprints decide, whatever the statistics say
+    assert same_codes(stats, a) and same_codes(b, stats)  # a record from before fingerprints: its statistics
+    assert not same_codes({**stats, "collision_rate": 0.1612830613393359}, a)  # every digit counts
+    assert not same_codes({"distinct_prefixes": 7780}, a)  # and every statistic

@@ -256,6 +256,21 @@ def test_the_report_says_when_generative_runs_were_trained_on_different_semantic
     assert f"- fingerprint `{'a' * 16}`: tiger/seed0, rclrec/seed0" in lines
     assert "- recorded before fingerprints: 18,562 distinct prefixes: gear/seed0" in lines
     assert _semantic_ids_lines(tmp_path, [files[0]], [{"generation": None}]) == []
+    # A record from before fingerprints with the statistics of a fingerprinted set is that set, as the runner
+    # matches it when deciding whether a finished run is on the codes of today (runner.same_ids).
+    stats = {"distinct_prefixes": 18562, "collision_rate": 0.53}
+    matched = [job("gear", stats), job("mbgen", {**stats, "fingerprint": "c" * 16}), job("hstu", None)]
+    files, jobs = zip(*matched)
+    assert _semantic_ids_lines(tmp_path, list(files), list(jobs)) == [
+        f"Semantic IDs: every generative run (2) was trained on the same codes (fingerprint `{'c' * 16}`; 1 run(s) "
+        "recorded before fingerprints match it on every statistic).", ""]
+    other = [*matched[:2], job("tiger", {**stats, "collision_rate": 0.54})]  # one digit apart: other codes
+    files, jobs = zip(*other)
+    lines = _semantic_ids_lines(tmp_path, list(files), list(jobs))
+    assert lines[0].startswith("**Semantic IDs differ between runs** (2 sets of codes)")
+    assert (f"- fingerprint `{'c' * 16}`; 1 run(s) recorded before fingerprints match it on every statistic: "
+            "gear/seed0, mbgen/seed0") in lines
+    assert "- recorded before fingerprints: 18,562 distinct prefixes: tiger/seed0" in lines
     # With the fit's statistics, the line reports them (SPEC §2): 2 of 5 items collide, 2 levels.
     full = {"fingerprint": "b" * 16, "items": 5, "distinct_prefixes": 4, "collision_rate": 0.4, "largest_collision_group": 2,
             "level0_utilisation": 1.0, "level0_entropy": 0.5, "level1_utilisation": 0.75, "level1_entropy": 0.25}  # fmt: skip
