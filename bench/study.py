@@ -314,13 +314,16 @@ def _semantic_ids_lines(folder: Path, files: list[Path], jobs: list[dict[str, An
     if not runs:
         return []
     sets: list[dict[str, Any]] = []  # one record per set of codes, a fingerprinted one where the set has it
-    for _, used in sorted(runs, key=lambda run: "fingerprint" not in run[1]):  # stable: file order otherwise
-        if not any(same_codes(used, known) for known in sets):
+    set_of = [0] * len(runs)  # each run's set
+    for j in sorted(range(len(runs)), key=lambda j: "fingerprint" not in runs[j][1]):  # fingerprinted runs first
+        used = runs[j][1]
+        i = next((i for i, known in enumerate(sets) if same_codes(used, known)), len(sets))
+        if i == len(sets):  # codes no earlier run had
             sets.append(used)
+        set_of[j] = i
     names: list[list[str]] = [[] for _ in sets]
     legacy = [0] * len(sets)  # runs recorded before fingerprints, in a set that has one
-    for name, used in runs:
-        i = next(i for i, known in enumerate(sets) if same_codes(used, known))
+    for (name, used), i in zip(runs, set_of):  # file order
         names[i].append(name)
         legacy[i] += "fingerprint" not in used and "fingerprint" in sets[i]
 
