@@ -279,9 +279,14 @@ def _log_section(runs: list[dict[str, Any]], st: dict[str, Any] | None) -> list[
     r = runs[0]
     prep = r.get("preparation") or {}
     n = r["n_targets"]
-    data = f"`{r['data']}`" if r.get("data") else "the embedded synthetic log"
+    # Runs on other machines or checkouts record other paths to the same log (the split fingerprint says it
+    # is the same): name the one most runs read, so the report does not change with whichever run sorts first.
+    paths = Counter(run.get("data") for run in runs).most_common()
+    data = f"`{paths[0][0]}`" if paths[0][0] else "the embedded synthetic log"
+    others = sum(n for _, n in paths[1:])
+    elsewhere = f"; {others} of {len(runs)} runs read it from another path" if others else ""
     out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
-           f"fingerprint `{r['split_fingerprint']}`.", ""]  # fmt: skip
+           f"fingerprint `{r['split_fingerprint']}`{elsewhere}.", ""]  # fmt: skip
     if st is not None:
         rows = ", ".join(f"{b} {st[f'rows_{b}']:,}" for b in ("click", "fav", "cart", "buy"))
         out += [f"- {st['users']:,} users, {st['items']:,} items, {st['rows']:,} interactions ({rows}; "

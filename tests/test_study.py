@@ -214,6 +214,18 @@ def test_provenance_counts_what_differs_between_jobs_instead_of_listing_whole_re
     assert "| 1234 " in table and "| 5.0 " in table and "| 0.2 " in table  # own train and eval seconds per job
 
 
+def test_the_log_is_named_by_the_path_most_runs_read_whichever_run_sorts_first() -> None:
+    from bench.study import _log_section
+
+    def run(data: str | None) -> dict:
+        return {"data": data, "n_targets": 4, "dataset_config": {"config": "csv"}, "split_fingerprint": "f"}
+
+    lines = _log_section([run("/elsewhere/shop"), run("../shared/shop"), run("../shared/shop")], None)
+    assert "Data: `../shared/shop` (dataset config `csv`), split fingerprint `f`; 1 of 3 runs read it from another path." in lines
+    assert "Data: `x` (dataset config `csv`), split fingerprint `f`." in _log_section([run("x"), run("x")], None)
+    assert _log_section([run(None)], None)[2].startswith("Data: the embedded synthetic log (")
+
+
 def test_the_floor_splits_repeat_targets_by_whether_the_user_trained_on_the_item() -> None:
     """Four test targets: 0 and 1 repeat an item of the user's training events, 2 repeats one the user touched
     only after them, 3 is new. A model that finds 0 and 1 at rank 1 and misses 2 shows 100 against 0."""
