@@ -283,7 +283,7 @@ def _log_section(runs: list[dict[str, Any]], st: dict[str, Any] | None) -> list[
     # is the same): name the one most runs read, so the report does not change with whichever run sorts first.
     paths = Counter(run.get("data") for run in runs).most_common()
     data = f"`{paths[0][0]}`" if paths[0][0] else "the embedded synthetic log"
-    others = sum(n for _, n in paths[1:])
+    others = sum(count for _, count in paths[1:])
     elsewhere = f"; {others} of {len(runs)} runs read it from another path" if others else ""
     out = ["## The log", "", f"Data: {data} (dataset config `{r['dataset_config']['config']}`), split "
            f"fingerprint `{r['split_fingerprint']}`{elsewhere}.", ""]  # fmt: skip
